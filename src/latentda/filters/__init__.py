@@ -1,0 +1,37 @@
+"""Analysis schemes. Every filter maps a forecast ensemble ``(N, d)`` and an observation
+``(m,)`` (NaN = missing) to an analysis ensemble ``(N, d)``."""
+
+from latentda.filters.base import Filter
+from latentda.filters.enkf import StochasticEnKF
+from latentda.filters.ensf import (
+    EnSF,
+    LinearSchedule,
+    MemberPriorScore,
+    MixturePriorScore,
+    PriorScore,
+)
+from latentda.filters.etkf import ETKF, etkf_transform
+from latentda.filters.letkf import LETKF
+from latentda.filters.localization import (
+    EuclideanDistance,
+    GaspariCohn,
+    PeriodicDistance,
+    gaspari_cohn,
+)
+
+__all__ = [
+    "ETKF",
+    "LETKF",
+    "EnSF",
+    "EuclideanDistance",
+    "Filter",
+    "GaspariCohn",
+    "LinearSchedule",
+    "MemberPriorScore",
+    "MixturePriorScore",
+    "PeriodicDistance",
+    "PriorScore",
+    "StochasticEnKF",
+    "etkf_transform",
+    "gaspari_cohn",
+]
