@@ -100,7 +100,8 @@ def parse(cls: type[T], data: Any, where: str) -> T:
         name = data.get("name")
         allowed = ", ".join(sorted(cls.registry))
         if name not in cls.registry:
-            raise ConfigError(f"{where}.name: unknown {where} {name!r}; allowed: {allowed}")
+            kind = where.rsplit(".", 1)[-1]
+            raise ConfigError(f"{where}.name: unknown {kind} {name!r}; allowed: {allowed}")
         cls = cls.registry[name]
     if data is None:
         data = {}

@@ -127,6 +127,12 @@ class TwinExperiment:
             obs.append(y)
             steps.append(self.schedule.step_of_cycle(c))
         data = TwinData(torch.stack(truth), torch.stack(obs), torch.tensor(steps))
+        if not bool(torch.isfinite(data.truth).all()):
+            bad = int(torch.nonzero(~torch.isfinite(data.truth).all(-1))[0])
+            raise DataError(
+                f"the truth run became non-finite at cycle {bad}: the model is unstable "
+                "with this time step"
+            )
         if not torch.isfinite(data.obs).any():
             raise DataError(
                 f"observations: every reading of all {self.cycles} cycles is missing (NaN); "
