@@ -114,3 +114,23 @@ def test_rotation_preserves_mean_and_covariance(gen: torch.Generator) -> None:
     torch.testing.assert_close(R.mean(0), E.mean(0), atol=1e-12, rtol=0)
     torch.testing.assert_close(ensemble_cov(R), ensemble_cov(E), atol=1e-12, rtol=0)
     assert not torch.allclose(R, E)
+
+
+@pytest.mark.parametrize(("n", "m"), [(10, 4), (10, 25), (6, 6)])
+def test_etkf_transform_both_eigen_spaces_match_dense_formula(n: int, m: int) -> None:
+    """w = C⁻¹ G √ρ dy and T² = (N−1) C⁻¹ with C = G Gᵀ + (N−1) I, T symmetric, T 1 = 1,
+    whichever of the N- or m-space eigen-problems is used."""
+    from latentda.filters import etkf_transform
+
+    g = torch.Generator().manual_seed(n * 100 + m)
+    Ys = torch.randn(3, n, m, generator=g)
+    Ys = Ys - Ys.mean(-2, keepdim=True)
+    dy, rho = torch.randn(3, m, generator=g), torch.rand(3, m, generator=g)
+    w, T = etkf_transform(Ys, dy, rho)
+    G = Ys * rho.sqrt().unsqueeze(-2)
+    C = G @ G.transpose(-1, -2) + (n - 1) * torch.eye(n)
+    w_ref = torch.linalg.solve(C, G @ (dy * rho.sqrt()).unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(w, w_ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(T @ T, (n - 1) * torch.linalg.inv(C), rtol=0, atol=1e-12)
+    torch.testing.assert_close(T, T.transpose(-1, -2), rtol=0, atol=1e-14)
+    torch.testing.assert_close(T.sum(-1), torch.ones(3, n), rtol=0, atol=1e-12)

@@ -24,7 +24,9 @@ def metrics_summary(result: TwinResult, cycles: int, wall_s: float) -> dict[str,
         "crps_a": means["crps_a"],
         "coverage90_a": means["coverage90_a"],
         "wall_s": wall_s,
-        "timings": {k: result.timings[k] for k in ("dynamics_s", "filter_s", "truth_s")},
+        "timings": {
+            k: result.timings[k] for k in ("dynamics_s", "filter_s", "truth_s", "cycling_s")
+        },
         "averaged_over": {
             "cycles": cycles - result.burn_in,
             "first_cycle": result.burn_in + 1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -17,8 +18,9 @@ class StochasticEnKF:
     """Perturbed-observations EnKF (Burgers et al. 1998), in ensemble space.
 
     Each member assimilates its own perturbed observation ``y + ε_j``, ``ε_j ~ N(0, R)``, with
-    the perturbations centred (mean removed, as DAPPER does) so the mean update is the Kalman
-    one. In standardised units (``Ys``, ``D_j = (y + ε_j − H x_j)/σ``):
+    the perturbations centred and rescaled by ``√(N/(N−1))`` (as DAPPER does) so the mean
+    update is exactly the Kalman one and their variance stays ``R``. In standardised units
+    (``Ys``, ``D_j = (y + ε_j − H x_j)/σ``):
 
     ``E_a = E + D Ysᵀ (Ys Ysᵀ + (N−1) I)⁻¹ A``,
 
@@ -43,7 +45,7 @@ class StochasticEnKF:
         n = ensemble.shape[0]
         _, A = mean_anomalies(ensemble)
         eps = torch.randn(obs.HE.shape, generator=gen, dtype=ensemble.dtype)
-        eps = eps - eps.mean(dim=0)
+        eps = (eps - eps.mean(dim=0)) * math.sqrt(n / (n - 1))
         y_std = y[obs.index].to(ensemble.dtype) / obs.std
         D = y_std + eps - obs.HE / obs.std
         C = obs.Ys @ obs.Ys.T + (n - 1) * torch.eye(n, dtype=ensemble.dtype)

@@ -22,8 +22,8 @@ class LETKF:
     For grid point ``i`` with weights ``ρ_i`` ``(m,)``: ``(w_i, T_i) = etkf_transform(Ys, dy, ρ_i)``
     and ``E_a[:, i] = mean_i + (w_i + T_i) A[:, i]``. Points are processed in batches of
     ``batch_points`` with a gather of their ``K`` nearest-in-weight readings (``K`` the largest
-    number of readings inside any point's support), so the cost is ``O(d (N³ + N² K))`` and no
-    Python loop runs over points.
+    number of readings inside any point's support), so the cost is
+    ``O(d (min(N, K)³ + N² K))`` and no Python loop runs over points.
 
     Parameters
     ----------
@@ -46,9 +46,30 @@ class LETKF:
     rotate: bool = False
     batch_points: int = 4096
     _post: PostProcess = field(init=False, repr=False, compare=False)
+    _cache: dict = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_post", PostProcess(self.inflation, self.rotate))
+
+    def local_weights(self, locs: Tensor) -> list[tuple[slice, Tensor, Tensor]]:
+        """Per batch of grid points: ``(slice, ρ (B, K), reading index (B, K))``.
+
+        Cached for the last reading layout, since a fixed network gives the same weights
+        every cycle (the cache is refreshed whenever readings go missing or sensors move).
+        """
+        cache = self._cache
+        if cache.get("locs") is not None and torch.equal(cache["locs"], locs):
+            return cache["weights"]
+        coords = self.coords.to(device=locs.device, dtype=locs.dtype)
+        out = []
+        for start in range(0, coords.shape[0], self.batch_points):
+            sl = slice(start, start + self.batch_points)
+            rho = self.taper(self.distance.pairwise(coords[sl], locs))  # (B, m)
+            k = max(int((rho > 0).sum(dim=1).max()), 1)
+            rho_k, idx = torch.topk(rho, k, dim=1)  # (B, K)
+            out.append((sl, rho_k, idx))
+        cache["locs"], cache["weights"] = locs, out
+        return out
 
     def analysis(
         self, ensemble: Tensor, y: Tensor, observer: Observer, gen: torch.Generator
@@ -58,14 +79,9 @@ class LETKF:
         if obs is None:
             return ensemble
         mu, A = mean_anomalies(ensemble)
-        coords = self.coords.to(device=ensemble.device, dtype=ensemble.dtype)
         locs = observer.locations[obs.index].to(device=ensemble.device, dtype=ensemble.dtype)
         out = torch.empty_like(ensemble)
-        for start in range(0, coords.shape[0], self.batch_points):
-            sl = slice(start, start + self.batch_points)
-            rho = self.taper(self.distance.pairwise(coords[sl], locs))  # (B, m)
-            k = max(int((rho > 0).sum(dim=1).max()), 1)
-            rho_k, idx = torch.topk(rho, k, dim=1)  # (B, K)
+        for sl, rho_k, idx in self.local_weights(locs):
             Ys = obs.Ys[:, idx].permute(1, 0, 2)  # (B, N, K)
             w, T = etkf_transform(Ys, obs.dy[idx], rho_k)
             M = w.unsqueeze(-2) + T  # (B, N, N)
