@@ -52,16 +52,21 @@ class PriorScore(ABC):
     """Strategy for the prior score ``∇ log p_τ(z)`` from the scaled forecast ensemble."""
 
     @abstractmethod
-    def __call__(self, z: Tensor, prior: Tensor, alpha: float, beta2: float) -> Tensor:
-        """Score ``(N, d)`` at samples ``z`` ``(N, d)`` given forecast ``prior`` ``(N, d)``."""
+    def __call__(
+        self, z: Tensor, prior: Tensor, alpha: float, beta2: float, out: Tensor | None = None
+    ) -> Tensor:
+        """Score ``(N, d)`` at samples ``z`` ``(N, d)`` given forecast ``prior`` ``(N, d)``,
+        written into ``out`` when given (the sampler reuses one buffer for all steps)."""
 
 
 class MemberPriorScore(PriorScore):
     """Per-member score ``S_j = −(z_j − α x̂_j)/β²``: sample ``j`` diffuses back to member ``j``
     (what the public EnSF codes do)."""
 
-    def __call__(self, z: Tensor, prior: Tensor, alpha: float, beta2: float) -> Tensor:
-        return -(z - alpha * prior) / beta2
+    def __call__(
+        self, z: Tensor, prior: Tensor, alpha: float, beta2: float, out: Tensor | None = None
+    ) -> Tensor:
+        return torch.mul(prior, alpha, out=out).sub_(z).div_(beta2)
 
 
 class MixturePriorScore(PriorScore):
@@ -71,11 +76,13 @@ class MixturePriorScore(PriorScore):
     Distances are formed from inner products, so memory stays ``O(N d + N²)``.
     """
 
-    def __call__(self, z: Tensor, prior: Tensor, alpha: float, beta2: float) -> Tensor:
+    def __call__(
+        self, z: Tensor, prior: Tensor, alpha: float, beta2: float, out: Tensor | None = None
+    ) -> Tensor:
         ap = alpha * prior
         sq = (z * z).sum(1, keepdim=True) - 2.0 * z @ ap.T + (ap * ap).sum(1)[None, :]
         w = torch.softmax(-sq / (2.0 * beta2), dim=1)  # (N, N)
-        return -(z - w @ ap) / beta2
+        return torch.mm(w, ap, out=out).sub_(z).div_(beta2)
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,8 @@ class EnSF:
     ``z ← z − Δτ [b(τ) z − g²(τ) (S_prior + h(τ) S_lik)] + √Δτ g(τ) ξ``,
 
     with ``S_lik = ∇_z log p(y | x = scale·z) = scale·J_H(x)ᵀ (y − H(x))/σ²`` over the present
-    readings (autograd; exact for any differentiable ``H``) and damping ``h(τ) = 1 − τ``.
+    readings (``J_Hᵀ`` by the operator's adjoint, or autograd for a nonlinear ``H``) and
+    damping ``h(τ) = 1 − τ``.
 
     Parameters
     ----------
@@ -122,36 +130,44 @@ class EnSF:
         if self.score_clip is not None and not self.score_clip > 0:
             raise ConfigError(f"EnSF score_clip must be > 0, got {self.score_clip}")
 
-    def likelihood_score(self, z: Tensor, y: Tensor, observer: Observer, index: Tensor) -> Tensor:
-        """``∇_z log p(y | scale·z)`` ``(N, d)`` over the readings ``index`` (autograd)."""
-        std = observer.noise_std.to(device=z.device, dtype=z.dtype)[index]
-        yp = y[index].to(z.dtype)
-        with torch.enable_grad():
-            zr = z.detach().requires_grad_(True)
-            resid = (yp - observer(self.scale * zr)[:, index]) / std
-            loglik = -0.5 * (resid * resid).sum()
-            (grad,) = torch.autograd.grad(loglik, zr)
-        return grad
+    def likelihood_score(self, z: Tensor, y: Tensor, observer: Observer) -> Tensor:
+        """``∇_z log p(y | scale·z) = scale · J_H(x)ᵀ (y − H(x))/σ²`` ``(N, d)``, NaN = missing."""
+        y0, weight = observer.precision(y, z.dtype, z.device)
+        return self._likelihood_score(z, observer, y0, weight)
+
+    def _likelihood_score(
+        self, z: Tensor, observer: Observer, y0: Tensor, w: Tensor, x: Tensor | None = None
+    ) -> Tensor:
+        x = torch.mul(z, self.scale, out=x)
+        return observer.log_likelihood_grad(x, y0, w).mul_(self.scale)
 
     def analysis(
         self, ensemble: Tensor, y: Tensor, observer: Observer, gen: torch.Generator
     ) -> Tensor:
         """EnSF analysis of ``ensemble`` ``(N, d)`` given ``y`` ``(m,)`` (NaN = missing)."""
-        index = torch.nonzero(present_mask(y)).flatten()
-        if index.numel() == 0:
+        if not bool(present_mask(y).any()):
             return ensemble
         prior = ensemble / self.scale
         z = torch.randn(prior.shape, generator=gen, dtype=prior.dtype).to(prior.device)
+        y0, weight = observer.precision(y, prior.dtype, prior.device)
+        # Buffers reused by every step: large fresh allocations cost page faults at d ~ 10^6.
+        score, x, noise = torch.empty_like(z), torch.empty_like(z), torch.empty_like(z)
         dtau = 1.0 / self.steps
         sched = self.schedule
         for n in range(self.steps):
             tau = 1.0 - n * dtau
             alpha, beta2 = sched.alpha(tau), sched.beta2(tau)
             b, g2 = sched.drift(tau), sched.diffusion2(tau)
-            score = self.prior_score(z, prior, alpha, beta2)
-            score = score + (1.0 - tau) * self.likelihood_score(z, y, observer, index)
+            self.prior_score(z, prior, alpha, beta2, out=score)
+            score.add_(self._likelihood_score(z, observer, y0, weight, x), alpha=1.0 - tau)
             if self.score_clip is not None:
-                score = score.clamp(-self.score_clip, self.score_clip)
-            noise = torch.randn(z.shape, generator=gen, dtype=z.dtype).to(z.device)
-            z = z - dtau * (b * z - g2 * score) + math.sqrt(dtau * g2) * noise
+                score.clamp_(-self.score_clip, self.score_clip)
+            if noise.device.type == "cpu":
+                noise.normal_(generator=gen)
+            else:
+                noise.copy_(torch.randn(z.shape, generator=gen, dtype=z.dtype))
+            # z ← z − Δτ (b z − g² S) + √(Δτ g²) ξ, in place to keep memory at a few (N, d)
+            z.mul_(1.0 - dtau * b).add_(score, alpha=dtau * g2).add_(
+                noise, alpha=math.sqrt(dtau * g2)
+            )
         return inflate(self.scale * z, self.inflation)

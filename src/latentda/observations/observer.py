@@ -56,6 +56,22 @@ class Observer:
         """Noise-free readings ``H(x)``, ``(..., d)`` -> ``(..., m)``."""
         return self.operator(x)
 
+    def precision(
+        self, y: Tensor, dtype: torch.dtype, device: torch.device
+    ) -> tuple[Tensor, Tensor]:
+        """``(y₀, w)``: the readings with NaN replaced by 0 and their weights ``1/σ²`` (0 where
+        missing), both ``(m,)``; computed once per analysis, reused at every score call."""
+        present = present_mask(y)
+        w = torch.where(present, 1.0 / self.noise_std.to(y.device) ** 2, 0.0)
+        y0 = torch.nan_to_num(y, nan=0.0)
+        return y0.to(device=device, dtype=dtype), w.to(device=device, dtype=dtype)
+
+    def log_likelihood_grad(self, x: Tensor, y0: Tensor, weight: Tensor) -> Tensor:
+        """``∇_x log p(y | x) = J_H(x)ᵀ diag(w) (y₀ − H(x))`` with ``(y₀, w)`` from
+        :meth:`precision`: missing readings carry weight zero, so no gather is needed and the
+        cost is that of one ``H`` and one ``J_Hᵀ`` product. ``x`` ``(B, d)`` -> ``(B, d)``."""
+        return self.operator.vjp(x, (y0 - self.operator(x)) * weight)
+
     def observe(self, x: Tensor, gen: torch.Generator) -> Tensor:
         """Noisy readings ``H(x) + ε`` of one state ``(d,)`` (or a batch ``(B, d)``)."""
         hx = self.operator(x)

@@ -27,6 +27,17 @@ class ObservationOperator(ABC):
     def __call__(self, x: Tensor) -> Tensor:
         """Read states ``(..., d)``; returns ``(..., m)``."""
 
+    def vjp(self, x: Tensor, v: Tensor) -> Tensor:
+        """Vector-Jacobian product ``J_H(x)ᵀ v`` per row: ``x`` ``(B, d)``, ``v`` ``(B, m)``.
+
+        The default differentiates ``H`` by autograd (exact for any differentiable operator);
+        linear operators override it with their adjoint, which is cheaper.
+        """
+        with torch.enable_grad():
+            xr = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self(xr), xr, grad_outputs=v)
+        return grad
+
     @property
     @abstractmethod
     def locations(self) -> Tensor:
@@ -49,6 +60,9 @@ class Identity(ObservationOperator):
         self._check(x)
         return x
 
+    def vjp(self, x: Tensor, v: Tensor) -> Tensor:
+        return v
+
     @property
     def locations(self) -> Tensor:
         return torch.arange(self.in_dim, dtype=torch.float64)[:, None]
@@ -70,6 +84,10 @@ class Subset(ObservationOperator):
     def __call__(self, x: Tensor) -> Tensor:
         self._check(x)
         return x[..., self.indices.to(x.device)]
+
+    def vjp(self, x: Tensor, v: Tensor) -> Tensor:
+        out = torch.zeros_like(x)
+        return out.index_add_(-1, self.indices.to(x.device), v)
 
     @property
     def locations(self) -> Tensor:
@@ -100,6 +118,11 @@ class PeriodicInterpolation(ObservationOperator):
         w = self._w.to(device=x.device, dtype=x.dtype)
         return (1.0 - w) * x[..., self._i0.to(x.device)] + w * x[..., self._i1.to(x.device)]
 
+    def vjp(self, x: Tensor, v: Tensor) -> Tensor:
+        w = self._w.to(device=x.device, dtype=x.dtype)
+        out = torch.zeros_like(x).index_add_(-1, self._i0.to(x.device), (1.0 - w) * v)
+        return out.index_add_(-1, self._i1.to(x.device), w * v)
+
     @property
     def locations(self) -> Tensor:
         return torch.remainder(self.positions, self.in_dim)[:, None]
@@ -119,6 +142,9 @@ class LinearMap(ObservationOperator):
         self._check(x)
         return x @ self.H.to(device=x.device, dtype=x.dtype).T
 
+    def vjp(self, x: Tensor, v: Tensor) -> Tensor:
+        return v @ self.H.to(device=x.device, dtype=x.dtype)
+
     @property
     def locations(self) -> Tensor:
         if self._locations is None:
@@ -136,6 +162,10 @@ class Arctan(ObservationOperator):
 
     def __call__(self, x: Tensor) -> Tensor:
         return torch.atan(self.inner(x))
+
+    def vjp(self, x: Tensor, v: Tensor) -> Tensor:
+        hx = self.inner(x)
+        return self.inner.vjp(x, v / (1.0 + hx * hx))
 
     @property
     def locations(self) -> Tensor:
