@@ -35,7 +35,9 @@ DEMO_METHODS: list[dict[str, Any]] = [
         "rotate": True,
     },
     {"name": "enkf", "variant": "stochastic", "ensemble_size": 40, "inflation": 1.06},
-    {"name": "ensf", "ensemble_size": 20, "steps": 100, "eps_alpha": 0.05, "eps_beta": 0.0},
+    # EnSF is built for nonlinear, very high-dimensional problems; on this linear-Gaussian
+    # benchmark it trails the Kalman filters (see BENCHMARKS.md for its arctan setting).
+    {"name": "ensf", "ensemble_size": 20, "steps": 100, "eps_alpha": 0.5, "eps_beta": 0.1},
 ]
 
 
