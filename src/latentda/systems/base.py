@@ -6,11 +6,12 @@ from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 
 @runtime_checkable
 class System(Protocol):
-    """A batched dynamical system ``x_{k+1} = step(x_k, u, dt)``.
+    """A batched dynamical system ``x(t + dt) = step(x(t), u, dt, t)``.
 
     Attributes
     ----------
@@ -19,15 +20,17 @@ class System(Protocol):
     param_names
         Names of the per-member parameters ``u`` (may be empty).
     dt
-        Default model time step.
+        Default model time step (for PDE systems: the frame spacing; ``step`` sub-steps
+        internally as stability requires).
     """
 
     state_shape: tuple[int, ...]
     param_names: tuple[str, ...]
     dt: float
 
-    def step(self, x: Tensor, u: Tensor, dt: float) -> Tensor:
-        """Advance states ``x`` of shape ``(B, *state_shape)`` with parameters ``u`` ``(B, p)``."""
+    def step(self, x: Tensor, u: Tensor, dt: float, t: float = 0.0) -> Tensor:
+        """Advance states ``x`` ``(B, *state_shape)`` with parameters ``u`` ``(B, p)`` from
+        time ``t`` by ``dt`` (``t`` matters only for time-dependent forcing)."""
         ...
 
     def sample_params(self, n: int, gen: torch.Generator) -> Tensor:
@@ -43,9 +46,65 @@ class System(Protocol):
         ...
 
 
-def integrate(system: System, x: Tensor, u: Tensor, steps: int, dt: float | None = None) -> Tensor:
-    """Apply ``system.step`` ``steps`` times; ``x`` is ``(B, *state_shape)``."""
+def integrate(
+    system: System, x: Tensor, u: Tensor, steps: int, dt: float | None = None, t0: float = 0.0
+) -> Tensor:
+    """Apply ``system.step`` ``steps`` times from time ``t0``; ``x`` is ``(B, *state_shape)``."""
     h = system.dt if dt is None else dt
-    for _ in range(steps):
-        x = system.step(x, u, h)
+    for k in range(steps):
+        x = system.step(x, u, h, t0 + k * h)
     return x
+
+
+@runtime_checkable
+class FieldSystem(System, Protocol):
+    """A PDE system whose states are gridded fields ``(C, H, W)`` saved as frames.
+
+    Attributes
+    ----------
+    channel_names
+        Names of the ``C`` output channels, e.g. ``("u", "v")``.
+    frame_dt
+        Model time between saved frames.
+    n_frames
+        Number of saved frames per trajectory.
+    spinup_time
+        Model time run from the initial state before frame 0.
+    """
+
+    channel_names: tuple[str, ...]
+    frame_dt: float
+    n_frames: int
+    spinup_time: float
+
+    def axes(self) -> dict[str, Tensor]:
+        """1-D coordinates of the two grid axes in order, e.g. ``{"y": (H,), "x": (W,)}``."""
+        ...
+
+    def config(self) -> dict[str, object]:
+        """Plain-data description of the system (name, size, every physical constant)."""
+        ...
+
+
+def simulate_frames(
+    system: FieldSystem, u: Tensor, gen: torch.Generator, progress: bool = False
+) -> Tensor:
+    """Run trajectories for parameters ``u`` ``(B, p)``: initial state, spin-up to
+    ``spinup_time``, then ``n_frames`` frames every ``frame_dt``.
+
+    Returns
+    -------
+    Tensor
+        Frames ``(B, T, C, H, W)``; frame 0 is the state at ``t = spinup_time``.
+    """
+    x = system.initial_state(u, gen)
+    t = 0.0
+    if system.spinup_time > 0:
+        x = system.step(x, u, system.spinup_time, t)
+        t = system.spinup_time
+    frames = [x]
+    for _ in tqdm(range(system.n_frames - 1), disable=not progress, desc="frames", leave=False):
+        x = system.step(x, u, system.frame_dt, t)
+        t += system.frame_dt
+        frames.append(x)
+    return torch.stack(frames, dim=1)

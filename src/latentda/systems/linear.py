@@ -47,7 +47,9 @@ class LinearSystem:
     def state_shape(self) -> tuple[int, ...]:
         return (self.M.shape[0],)
 
-    def step(self, x: Tensor, u: Tensor | None = None, dt: float | None = None) -> Tensor:
+    def step(
+        self, x: Tensor, u: Tensor | None = None, dt: float | None = None, t: float = 0.0
+    ) -> Tensor:
         """Deterministic part ``M x`` for states ``(B, d)`` (rows)."""
         return x @ self.M.T
 

@@ -69,7 +69,9 @@ class Lorenz96:
         """``dx/dt`` for states ``(B, d)``."""
         return lorenz96_tendency(x, self._forcing(u))
 
-    def step(self, x: Tensor, u: Tensor | None = None, dt: float | None = None) -> Tensor:
+    def step(
+        self, x: Tensor, u: Tensor | None = None, dt: float | None = None, t: float = 0.0
+    ) -> Tensor:
         """One RK4 step of states ``(B, d)`` (or ``(d,)``); ``u`` is ``(B, 1)`` or empty."""
         h = self.dt if dt is None else dt
         f = self._forcing(u)
