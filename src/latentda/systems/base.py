@@ -86,19 +86,16 @@ class FieldSystem(System, Protocol):
         ...
 
 
-def simulate_frames(
-    system: FieldSystem, u: Tensor, gen: torch.Generator, progress: bool = False
-) -> Tensor:
-    """Run trajectories for parameters ``u`` ``(B, p)``: initial state, spin-up to
-    ``spinup_time``, then ``n_frames`` frames every ``frame_dt``.
+def simulate_frames(system: FieldSystem, u: Tensor, x0: Tensor, progress: bool = False) -> Tensor:
+    """Run trajectories for parameters ``u`` ``(B, p)`` from initial states ``x0``
+    ``(B, C, H, W)``: spin-up to ``spinup_time``, then ``n_frames`` frames every ``frame_dt``.
 
     Returns
     -------
     Tensor
         Frames ``(B, T, C, H, W)``; frame 0 is the state at ``t = spinup_time``.
     """
-    x = system.initial_state(u, gen)
-    t = 0.0
+    x, t = x0, 0.0
     if system.spinup_time > 0:
         x = system.step(x, u, system.spinup_time, t)
         t = system.spinup_time
