@@ -72,7 +72,12 @@ def test_letkf_infinite_radius_equals_global_etkf(gen: torch.Generator) -> None:
     y = observer.observe(torch.randn(d, generator=gen), gen)
     coords = torch.arange(d, dtype=torch.float64)[:, None]
     for radius in (math.inf, 1e9):
-        letkf = LETKF(coords, PeriodicDistance((float(d),)), GaspariCohn(radius), batch_points=7)
+        letkf = LETKF(
+            coords=coords,
+            distance=PeriodicDistance((float(d),)),
+            taper=GaspariCohn(radius),
+            batch_points=7,
+        )
         a = letkf.analysis(E, y, observer, gen)
         b = ETKF().analysis(E, y, observer, gen)
         torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
@@ -85,7 +90,7 @@ def test_letkf_locality(gen: torch.Generator) -> None:
     observer = Observer(Subset([10], d), 1.0)
     coords = torch.arange(d, dtype=torch.float64)[:, None]
     taper = GaspariCohn(2.0)  # support: |δ| < 2·1.82·2 = 7.28
-    letkf = LETKF(coords, PeriodicDistance((float(d),)), taper)
+    letkf = LETKF(coords=coords, distance=PeriodicDistance((float(d),)), taper=taper)
     a = letkf.analysis(E, torch.tensor([3.0]), observer, gen)
     changed = (a - E).abs().amax(0) > 1e-12
     expect = torch.zeros(d, dtype=torch.bool)

@@ -4,6 +4,7 @@ filters."""
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -66,10 +67,13 @@ def observation_space(E: Tensor, y: Tensor, observer: Observer) -> ObsSpace | No
 
 
 @dataclass(frozen=True)
-class PostProcess:
-    """What classical filters do after the analysis (DAPPER's convention): multiplicative
-    inflation of the analysis anomalies by ``inflation`` and, if ``rotate``, a random
-    mean-preserving rotation of the members."""
+class EnsembleKalmanFilter(ABC):
+    """Template of the Kalman-type filters: standardise the present readings, update, then
+    post-process as DAPPER does: multiplicative inflation of the analysis anomalies by
+    ``inflation`` and, if ``rotate``, a random mean-preserving rotation of the members.
+
+    Subclasses implement :meth:`update`.
+    """
 
     inflation: float = 1.0
     rotate: bool = False
@@ -78,6 +82,18 @@ class PostProcess:
         if not (math.isfinite(self.inflation) and self.inflation > 0):
             raise ConfigError(f"inflation must be finite and > 0, got {self.inflation}")
 
-    def __call__(self, E: Tensor, gen: torch.Generator) -> Tensor:
-        E = inflate(E, self.inflation)
-        return rotate(E, gen) if self.rotate else E
+    @abstractmethod
+    def update(
+        self, ensemble: Tensor, y: Tensor, obs: ObsSpace, observer: Observer, gen: torch.Generator
+    ) -> Tensor:
+        """Analysis ensemble ``(N, d)`` before post-processing."""
+
+    def analysis(
+        self, ensemble: Tensor, y: Tensor, observer: Observer, gen: torch.Generator
+    ) -> Tensor:
+        """Analysis of ``ensemble`` ``(N, d)`` given ``y`` ``(m,)`` (NaN = missing)."""
+        obs = observation_space(ensemble, y, observer)
+        if obs is None:
+            return ensemble
+        Ea = inflate(self.update(ensemble, y, obs, observer, gen), self.inflation)
+        return rotate(Ea, gen) if self.rotate else Ea

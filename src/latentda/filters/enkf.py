@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from latentda.filters.base import PostProcess, observation_space
+from latentda.filters.base import EnsembleKalmanFilter, ObsSpace
 from latentda.filters.ensemble import mean_anomalies
 from latentda.observations.observer import Observer
 
 
 @dataclass(frozen=True)
-class StochasticEnKF:
+class StochasticEnKF(EnsembleKalmanFilter):
     """Perturbed-observations EnKF (Burgers et al. 1998), in ensemble space.
 
     Each member assimilates its own perturbed observation ``y + ε_j``, ``ε_j ~ N(0, R)``, with
@@ -28,20 +28,9 @@ class StochasticEnKF:
     push-through identity, at ``O(N²)`` instead of ``O(m²)`` cost.
     """
 
-    inflation: float = 1.0
-    rotate: bool = False
-    _post: PostProcess = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_post", PostProcess(self.inflation, self.rotate))
-
-    def analysis(
-        self, ensemble: Tensor, y: Tensor, observer: Observer, gen: torch.Generator
+    def update(
+        self, ensemble: Tensor, y: Tensor, obs: ObsSpace, observer: Observer, gen: torch.Generator
     ) -> Tensor:
-        """Perturbed-obs analysis of ``ensemble`` ``(N, d)`` given ``y`` ``(m,)``."""
-        obs = observation_space(ensemble, y, observer)
-        if obs is None:
-            return ensemble
         n = ensemble.shape[0]
         _, A = mean_anomalies(ensemble)
         eps = torch.randn(obs.HE.shape, generator=gen, dtype=ensemble.dtype)
@@ -50,4 +39,4 @@ class StochasticEnKF:
         D = y_std + eps - obs.HE / obs.std
         C = obs.Ys @ obs.Ys.T + (n - 1) * torch.eye(n, dtype=ensemble.dtype)
         W = torch.linalg.solve(C, (D @ obs.Ys.T).T).T
-        return self._post(ensemble + W @ A, gen)
+        return ensemble + W @ A

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from latentda.filters.base import PostProcess, observation_space
+from latentda.filters.base import EnsembleKalmanFilter, ObsSpace
 from latentda.filters.ensemble import mean_anomalies
 from latentda.observations.observer import Observer
 
@@ -65,7 +65,7 @@ def etkf_transform(Ys: Tensor, dy: Tensor, weights: Tensor | None = None) -> tup
 
 
 @dataclass(frozen=True)
-class ETKF:
+class ETKF(EnsembleKalmanFilter):
     """Global square-root ETKF (Hunt et al. 2007) with DAPPER-style post-processing.
 
     Parameters
@@ -76,21 +76,9 @@ class ETKF:
         Random mean-preserving rotation of the analysis members (DAPPER's ``rot``).
     """
 
-    inflation: float = 1.0
-    rotate: bool = False
-    _post: PostProcess = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_post", PostProcess(self.inflation, self.rotate))
-
-    def analysis(
-        self, ensemble: Tensor, y: Tensor, observer: Observer, gen: torch.Generator
+    def update(
+        self, ensemble: Tensor, y: Tensor, obs: ObsSpace, observer: Observer, gen: torch.Generator
     ) -> Tensor:
-        """ETKF analysis of ``ensemble`` ``(N, d)`` given ``y`` ``(m,)`` (NaN = missing)."""
-        obs = observation_space(ensemble, y, observer)
-        if obs is None:
-            return ensemble
         mu, A = mean_anomalies(ensemble)
         w, T = etkf_transform(obs.Ys, obs.dy)
-        Ea = mu + (w.unsqueeze(0) + T) @ A
-        return self._post(Ea, gen)
+        return mu + (w.unsqueeze(0) + T) @ A

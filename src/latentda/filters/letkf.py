@@ -7,15 +7,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from latentda.filters.base import PostProcess, observation_space
+from latentda.filters.base import EnsembleKalmanFilter, ObsSpace
 from latentda.filters.ensemble import mean_anomalies
 from latentda.filters.etkf import etkf_transform
 from latentda.filters.localization import Distance, GaspariCohn
 from latentda.observations.observer import Observer
 
 
-@dataclass(frozen=True)
-class LETKF:
+@dataclass(frozen=True, kw_only=True)
+class LETKF(EnsembleKalmanFilter):
     """One ETKF per state variable, each seeing the readings within the taper's support with
     their inverse error variances multiplied by the taper weights (R-localisation).
 
@@ -42,14 +42,8 @@ class LETKF:
     coords: Tensor
     distance: Distance
     taper: GaspariCohn
-    inflation: float = 1.0
-    rotate: bool = False
     batch_points: int = 4096
-    _post: PostProcess = field(init=False, repr=False, compare=False)
     _cache: dict = field(init=False, repr=False, compare=False, default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_post", PostProcess(self.inflation, self.rotate))
 
     def local_weights(self, locs: Tensor) -> list[tuple[slice, Tensor, Tensor]]:
         """Per batch of grid points: ``(slice, ρ (B, K), reading index (B, K))``.
@@ -71,13 +65,9 @@ class LETKF:
         cache["locs"], cache["weights"] = locs, out
         return out
 
-    def analysis(
-        self, ensemble: Tensor, y: Tensor, observer: Observer, gen: torch.Generator
+    def update(
+        self, ensemble: Tensor, y: Tensor, obs: ObsSpace, observer: Observer, gen: torch.Generator
     ) -> Tensor:
-        """LETKF analysis of ``ensemble`` ``(N, d)`` given ``y`` ``(m,)`` (NaN = missing)."""
-        obs = observation_space(ensemble, y, observer)
-        if obs is None:
-            return ensemble
         mu, A = mean_anomalies(ensemble)
         locs = observer.locations[obs.index].to(device=ensemble.device, dtype=ensemble.dtype)
         out = torch.empty_like(ensemble)
@@ -87,4 +77,4 @@ class LETKF:
             M = w.unsqueeze(-2) + T  # (B, N, N)
             inc = (M @ A[:, sl].T.unsqueeze(-1)).squeeze(-1)  # (B, N)
             out[:, sl] = mu[sl] + inc.T
-        return self._post(out, gen)
+        return out
