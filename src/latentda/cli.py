@@ -61,24 +61,12 @@ def demo(
     typer.echo(format_table(rows))
 
 
-class SystemName(StrEnum):
-    kolmogorov = "kolmogorov"
-    tsunami = "tsunami"
-    sphere = "sphere"
-
-
-class SizeName(StrEnum):
-    ci = "ci"
-    bench = "bench"
-    paper = "paper"
-
-
 @app.command()
 def simulate(
-    system: Annotated[SystemName, typer.Option(help="Full-order model.")],
+    system: Annotated[str, typer.Option(help="Full-order model: kolmogorov, tsunami, sphere.")],
     trajectories: Annotated[int, typer.Option(help="Number of trajectories.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Zarr store to write (*.zarr).")],
-    size: Annotated[SizeName, typer.Option(help="Named resolution.")] = SizeName.ci,
+    size: Annotated[str, typer.Option(help="Named resolution: ci, bench, paper.")] = "ci",
     seed: Annotated[int, typer.Option(help="Seeds parameters, splits and initial states.")] = 0,
     batch: Annotated[int, typer.Option(help="Trajectories simulated together.")] = 1,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
@@ -88,7 +76,7 @@ def simulate(
     from latentda.data import generate_dataset
     from latentda.systems.registry import field_system
 
-    model = field_system(system.value, size.value)
+    model = field_system(system, size)
     report = generate_dataset(out, model, trajectories, seed, batch=batch, progress=progress)
     typer.echo(
         f"{out}: {report.generated} trajectories generated, {report.skipped} already present "
@@ -112,15 +100,32 @@ def plot(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: user errors -> one line on stderr, exit code 2.
-
-    Usage errors (unknown option, bad value) are reported by typer itself, also with exit 2.
-    """
+    """Console-script entry point: every user error -> one line on stderr and exit code 2
+    (bad values and unknown keys from our own validation, and usage errors such as a missing
+    option or an unknown command from the parser)."""
     try:
-        app(args=argv)
+        code = app(args=argv, standalone_mode=False)
     except LatentDAError as exc:
-        typer.echo(f"latentda: error: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc), 2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted", 130)
+    except Exception as exc:
+        # The parser's usage errors carry their own message and exit code (2).
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            _fail(" ".join(str(exc.format_message()).split()), int(exc.exit_code))
+        raise
+    # Outside standalone mode the parser returns an exit code instead of exiting
+    # (130 after Ctrl-C); commands themselves return None.
+    if isinstance(code, int) and code:
+        _fail("interrupted" if code == 130 else "", code)
+
+
+def _fail(message: str, code: int) -> None:
+    if message:  # "no arguments" has already printed the help and carries no message
+        typer.echo(f"latentda: error: {message}", err=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
