@@ -7,10 +7,17 @@ means over cycles 401..1000. Both libraries use the same seeds but their own ran
 Usage::
 
     .venv/bin/python benchmarks/l96_sakov2008.py [--seeds 3 5 7] [--no-dapper] [--threads 1]
+        [--methods letkf40 etkf24 ...] [--dim 40] [--cycles 1000]
 
 The DAPPER side runs in its own venv (``benchmarks/dapper_venv.sh`` creates it on first use).
 The wall time compared is the whole cycling loop of each library (forecasts, analyses and
 per-cycle statistics; DAPPER: ``xp.assimilate``; ours: ``timings.cycling_s``).
+
+``--dim D`` runs the same setting with D variables on both sides (DAPPER: sakov2008's HMM
+rebuilt with Nx = D, see ``dapper_peer.py``), to see how the run times scale with d; the
+published scores then no longer apply. ``--cycles K`` shortens the run, with a burn-in of
+min(400, K // 2) cycles on both sides. Runs other than the default one (all methods, d = 40,
+1000 cycles) are written to ``results/l96_sakov2008_d{D}_c{K}_{methods}.json``.
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ from latentda.experiments.demo import SAKOV2008
 from latentda.experiments.run import run_twin
 
 HERE = Path(__file__).resolve().parent
+DIM = SAKOV2008["system"]["dim"]  # 40
+CYCLES = SAKOV2008["cycles"]  # 1000
+BURN_IN = SAKOV2008["burn_in"]  # 400
 
 #: key -> (our method config, published rmse_a, DAPPER-measured rmse_a quoted in the issue)
 METHODS = {
@@ -70,10 +80,24 @@ METHODS = {
 }
 
 
-def ours(seed: int, dtype: str) -> dict[str, dict]:
+def ours(
+    seed: int, dtype: str, keys: list[str], dim: int, cycles: int, burn_in: int
+) -> dict[str, dict]:
     out, data = {}, None
-    for key, (method, _) in METHODS.items():
-        cfg = twin_config({**SAKOV2008, "method": method, "seed": seed, "dtype": dtype})
+    system = {**SAKOV2008["system"], "dim": dim}
+    for key in keys:
+        method = METHODS[key][0]
+        cfg = twin_config(
+            {
+                **SAKOV2008,
+                "system": system,
+                "cycles": cycles,
+                "burn_in": burn_in,
+                "method": method,
+                "seed": seed,
+                "dtype": dtype,
+            }
+        )
         summary, result = run_twin(cfg, data=data)
         data = result.data
         out[key] = {
@@ -89,13 +113,25 @@ def ours(seed: int, dtype: str) -> dict[str, dict]:
     return out
 
 
-def dapper(seed: int) -> dict[str, dict]:
+def dapper(seed: int, keys: list[str], dim: int, cycles: int) -> dict[str, dict]:
     setup = subprocess.run(["bash", str(HERE / "dapper_venv.sh")], capture_output=True, text=True)
     if setup.returncode != 0:
         raise SystemExit(f"DAPPER venv: {setup.stderr.strip().splitlines()[-1]}")
     py = setup.stdout.strip().splitlines()[-1]
     res = subprocess.run(
-        [py, str(HERE / "dapper_peer.py"), "--seed", str(seed), "--json-only"],
+        [
+            py,
+            str(HERE / "dapper_peer.py"),
+            "--seed",
+            str(seed),
+            "--json-only",
+            "--methods",
+            ",".join(keys),
+            "--dim",
+            str(dim),
+            "--cycles",
+            str(cycles),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -118,10 +154,29 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads for our side")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("--no-dapper", action="store_true")
+    p.add_argument(
+        "--methods", nargs="+", default=list(METHODS), choices=list(METHODS), metavar="KEY"
+    )
+    p.add_argument("--dim", type=int, default=DIM, help=f"state dimension (default {DIM})")
+    p.add_argument(
+        "--cycles",
+        type=int,
+        default=CYCLES,
+        help=f"cycles (default {CYCLES}); burn-in min({BURN_IN}, cycles // 2)",
+    )
     args = p.parse_args()
+    if args.dim < 4:
+        p.error("--dim must be >= 4")
+    if args.cycles < 2:
+        p.error("--cycles must be >= 2")
+    keys = [k for k in METHODS if k in args.methods]  # table order, no duplicates
+    burn_in = min(BURN_IN, args.cycles // 2)
     torch.set_num_threads(args.threads)
     runs = {
-        s: {"ours": ours(s, args.dtype), "dapper": None if args.no_dapper else dapper(s)}
+        s: {
+            "ours": ours(s, args.dtype, keys, args.dim, args.cycles, burn_in),
+            "dapper": None if args.no_dapper else dapper(s, keys, args.dim, args.cycles),
+        }
         for s in args.seeds
     }
 
@@ -130,7 +185,8 @@ def main() -> None:
         return statistics.fmean(vals) if vals else None
 
     print(
-        f"\nseeds {args.seeds}; 1000 cycles, means over cycles 401..1000; ours in {args.dtype}, "
+        f"\nseeds {args.seeds}; d = {args.dim}; {args.cycles} cycles, means over cycles "
+        f"{burn_in + 1}..{args.cycles}; ours in {args.dtype}, "
         f"{args.threads} torch thread(s); machine: {machine()['cpu']}"
     )
     print(
@@ -139,7 +195,10 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     table = {}
-    for key, (_, published) in METHODS.items():
+    fmt = lambda v, f: "n/a" if v is None else format(v, f)  # noqa: E731
+    for key in keys:
+        # The published scores are for d = 40 only.
+        published = METHODS[key][1] if args.dim == DIM else None
         o_r, o_w = mean("ours", key, "rmse_a"), mean("ours", key, "wall_s")
         d_r, d_w = mean("dapper", key, "rmse_a"), mean("dapper", key, "wall_s")
         ratio = d_w / o_w if d_w else None
@@ -151,14 +210,18 @@ def main() -> None:
             "dapper_wall_s": d_w,
             "speedup": ratio,
         }
-        fmt = lambda v, f: "n/a" if v is None else format(v, f)  # noqa: E731
+        diff = None if published is None else o_r - published
         print(
-            f"| {key} | {published} | {o_r:.3f} | {fmt(d_r, '.3f')} | {o_r - published:+.3f} | "
-            f"{o_w:.2f} | {fmt(d_w, '.2f')} | {fmt(ratio, '.1f')}x |"
+            f"| {key} | {fmt(published, '')} | {o_r:.3f} | {fmt(d_r, '.3f')} | "
+            f"{fmt(diff, '+.3f')} | {o_w:.2f} | {fmt(d_w, '.2f')} | {fmt(ratio, '.1f')}x |"
         )
-    path = save(
-        "l96_sakov2008", {"seeds": args.seeds, "dtype": args.dtype, "runs": runs, "table": table}
-    )
+    name = "l96_sakov2008"
+    if (args.dim, args.cycles, keys) != (DIM, CYCLES, list(METHODS)):
+        name += f"_d{args.dim}_c{args.cycles}_{'-'.join(keys)}"
+    payload = {"seeds": args.seeds, "dtype": args.dtype, "runs": runs, "table": table}
+    if name != "l96_sakov2008":
+        payload = {"dim": args.dim, "cycles": args.cycles, "burn_in": burn_in, **payload}
+    path = save(name, payload)
     print(f"\nwritten {path}")
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from latentda.errors import LatentDAError
+from latentda.errors import ConfigError, LatentDAError
 
 app = typer.Typer(
     add_completion=False,
@@ -69,14 +69,23 @@ def simulate(
     size: Annotated[str, typer.Option(help="Named resolution: ci, bench, paper.")] = "ci",
     seed: Annotated[int, typer.Option(help="Seeds parameters, splits and initial states.")] = 0,
     batch: Annotated[int, typer.Option(help="Trajectories simulated together.")] = 1,
+    override: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a system option, e.g. --set init=random."),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Simulate trajectories over the parameter prior into a zarr store (resumable; under
     torchrun each rank writes its own share)."""
     from latentda.data import generate_dataset
+    from latentda.experiments.config import parse_overrides
     from latentda.systems.registry import field_system
 
-    model = field_system(system, size)
+    options = parse_overrides(override or [])
+    nested = sorted(k for k, v in options.items() if isinstance(v, dict))
+    if nested:
+        raise ConfigError(f"--set takes flat system options (e.g. init=random), got {nested}")
+    model = field_system(system, size, **options)
     report = generate_dataset(out, model, trajectories, seed, batch=batch, progress=progress)
     typer.echo(
         f"{out}: {report.generated} trajectories generated, {report.skipped} already present "

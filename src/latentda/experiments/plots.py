@@ -32,16 +32,15 @@ def plot_frame(ds: xr.Dataset, trajectory: int, frame: int, out: str | os.PathLi
     y, x = ds[ax0].values, ds[ax1].values
     channels = [str(c) for c in ds["channel"].values]
     fig, axes = plt.subplots(1, len(channels), figsize=(4.2 * len(channels), 3.6), squeeze=False)
+    if y[0] > y[-1]:  # e.g. latitude stored north to south: draw north at the top
+        y, field = y[::-1], field.isel({ax0: slice(None, None, -1)})
     for ax, name, values in zip(axes[0], channels, field.values, strict=True):
-        lim = float(np.nanmax(np.abs(values))) or 1.0
         im = ax.imshow(
             values,
             origin="lower",
-            cmap="RdBu_r",
-            vmin=-lim,
-            vmax=lim,
             extent=(float(x[0]), float(x[-1]), float(y[0]), float(y[-1])),
             aspect="auto",
+            **_colour_scale(values),
         )
         ax.set_title(name)
         ax.set_xlabel(ax1)
@@ -63,3 +62,13 @@ def plot_frame(ds: xr.Dataset, trajectory: int, frame: int, out: str | os.PathLi
     finally:
         plt.close(fig)
     return dest
+
+
+def _colour_scale(values: np.ndarray) -> dict[str, object]:
+    """A zero-centred diverging map for signed fields (velocities, anomalies), a sequential
+    one for fields of one sign (such as a total depth), so structure is never washed out."""
+    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    if lo < 0.0 < hi:
+        lim = max(-lo, hi)
+        return {"cmap": "RdBu_r", "vmin": -lim, "vmax": lim}
+    return {"cmap": "viridis", "vmin": lo, "vmax": hi if hi > lo else lo + 1.0}
