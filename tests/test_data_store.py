@@ -41,6 +41,9 @@ class Heat:
     def sample_params(self, n, gen):  # noqa: ANN001, ANN201
         return 0.1 + torch.rand(n, 1, generator=gen, dtype=torch.float64)
 
+    def param_bounds(self):  # noqa: ANN201
+        return torch.tensor([[0.1, 1.1]], dtype=torch.float64)
+
     def initial_state(self, u, gen):  # noqa: ANN001, ANN201
         return torch.randn(u.shape[0], 1, self.n, self.n, generator=gen, dtype=torch.float64)
 

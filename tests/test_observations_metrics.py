@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from latentda.errors import ConfigError
-from latentda.experiments import metrics
+from latentda import metrics
 from latentda.observations import (
     Arctan,
     EverySchedule,

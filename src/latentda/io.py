@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from latentda.errors import ConfigError
+
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
     """Write ``path`` through a temporary sibling file and an atomic rename.
@@ -45,3 +47,14 @@ def write_json(path: str | os.PathLike[str], payload: Any) -> Path:
         tmp.write_text(json.dumps(payload, indent=2, allow_nan=True) + "\n")
 
     return atomic_write(path, _write)
+
+
+def prepare_output(out: Path) -> None:
+    """Create directory ``out`` or fail with a one-line error (before any long computation)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".latentda-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write to {out}: {exc.strerror or exc}") from None

@@ -7,11 +7,12 @@ import os
 import torch.distributed as dist
 
 
-def rank_and_world() -> tuple[int, int]:
-    """``(rank, world_size)``; joins the process group (gloo) when launched by torchrun."""
+def rank_and_world(backend: str = "gloo") -> tuple[int, int]:
+    """``(rank, world_size)``; joins the process group when launched by torchrun (``gloo`` on
+    CPU; ``nccl`` for CUDA tensors)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo")
+        dist.init_process_group(backend)
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1

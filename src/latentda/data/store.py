@@ -133,6 +133,8 @@ def _create(path: Path, spec: DatasetSpec, system: FieldSystem) -> None:
         ax0: (v0.numpy(), ax0),
         ax1: (v1.numpy(), ax1),
         "split": (draw_splits(n, spec.seed), "trajectory"),
+        "param_low": (system.param_bounds()[:, 0].numpy(), "param"),
+        "param_high": (system.param_bounds()[:, 1].numpy(), "param"),
     }
     for name, (values, dim) in coords.items():
         values = np.asarray(values)

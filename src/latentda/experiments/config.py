@@ -1,6 +1,6 @@
 """The twin-experiment configuration (DESIGN section 8): YAML -> typed dataclasses -> objects.
 
-Each family (system, method) is a :class:`~latentda.experiments.schema.Tagged` set of
+Each family (system, method) is a :class:`~latentda.schema.Tagged` set of
 dataclasses; each knows how to ``build`` its runtime object, so adding a method is one class
 here and nothing elsewhere.
 """
@@ -17,7 +17,6 @@ import yaml
 
 from latentda.errors import ConfigError
 from latentda.experiments.initial import AroundTruth, Climatology, Gaussian, InitialEnsemble
-from latentda.experiments.schema import Tagged, non_negative, parse, positive
 from latentda.experiments.twin import TwinExperiment
 from latentda.filters import (
     ETKF,
@@ -42,6 +41,7 @@ from latentda.observations import (
     TimesSchedule,
 )
 from latentda.observations.schedule import ObservationSchedule
+from latentda.schema import Tagged, non_negative, parse, positive
 from latentda.systems import Lorenz96
 
 # --------------------------------------------------------------------------- systems

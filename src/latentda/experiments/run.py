@@ -6,22 +6,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from latentda.errors import ConfigError
 from latentda.experiments.config import TwinConfig
 from latentda.experiments.results import analysis_dataset, metrics_summary, write_run
-from latentda.experiments.schema import to_dict
 from latentda.experiments.twin import TwinData, TwinResult
-
-
-def prepare_output(out: Path) -> None:
-    """Create ``out`` or fail with a one-line error (before any long computation)."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".latentda-write-test"
-        probe.touch()
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"cannot write to {out}: {exc.strerror or exc}") from None
+from latentda.io import prepare_output
+from latentda.schema import to_dict
 
 
 def run_twin(

@@ -10,8 +10,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from latentda import metrics
 from latentda.errors import DataError, FilterDivergence
-from latentda.experiments import metrics
 from latentda.experiments.initial import AroundTruth, InitialEnsemble
 from latentda.filters.base import Filter
 from latentda.observations.observer import Observer

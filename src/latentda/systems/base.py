@@ -85,6 +85,11 @@ class FieldSystem(System, Protocol):
         """Plain-data description of the system (name, size, every physical constant)."""
         ...
 
+    def param_bounds(self) -> Tensor:
+        """Support of the (uniform) parameter prior, ``(p, 2)`` rows ``(low, high)``, float64;
+        surrogates map parameters to ``[-1, 1]`` with it."""
+        ...
+
 
 def simulate_frames(system: FieldSystem, u: Tensor, x0: Tensor, progress: bool = False) -> Tensor:
     """Run trajectories for parameters ``u`` ``(B, p)`` from initial states ``x0``

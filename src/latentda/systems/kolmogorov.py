@@ -386,6 +386,10 @@ class Kolmogorov:
         return torch.fft.irfft2(velocity_to_vorticity_hat(x, sp), s=(self.n, self.n))
 
     # ----------------------------------------------------------------------- prior, states
+    def param_bounds(self) -> Tensor:
+        """Prior support ``[[re_min, re_max]]``, ``(1, 2)`` float64."""
+        return torch.tensor([[self.re_min, self.re_max]], dtype=torch.float64)
+
     def sample_params(self, n: int, gen: torch.Generator) -> Tensor:
         """Reynolds numbers ``(n, 1)`` ~ ``U(re_min, re_max)``, float64 on ``gen``'s device."""
         r = torch.rand(n, 1, generator=gen, dtype=torch.float64, device=gen.device)

@@ -438,6 +438,10 @@ class Sphere:
 
     # ----------------------------------------------------------------- parameters and states
 
+    def param_bounds(self) -> Tensor:
+        """Prior support of ``(h_f0 [m/h], sigma [rad])``, ``(2, 2)`` float64."""
+        return torch.tensor(list(PARAM_BOUNDS.values()), dtype=torch.float64)
+
     def sample_params(self, n: int, gen: torch.Generator) -> Tensor:
         """``h_f0 ~ U(0.1, 30)`` m/h and ``sigma ~ U(1, 4)`` rad, float64 ``(n, 2)``."""
         lo = torch.tensor([b[0] for b in PARAM_BOUNDS.values()], dtype=torch.float64)

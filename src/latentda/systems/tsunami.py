@@ -367,6 +367,10 @@ class Tsunami:
         return torch.exp(-tau * torch.stack(rates)).to(**like)
 
     # ----------------------------------------------------------------------- prior, states
+    def param_bounds(self) -> Tensor:
+        """Prior support of the source centre: the lower-left quadrant, ``(2, 2)`` float64."""
+        return torch.tensor([[0.0, self.length / 2]] * 2, dtype=torch.float64)
+
     def sample_params(self, n: int, gen: torch.Generator) -> Tensor:
         """Source centres ``(n, 2)`` = ``(x_c, y_c)`` uniform on the lower-left quadrant
         ``[0, L/2]²`` (m), float64 on the generator's device."""

@@ -1,0 +1,117 @@
+"""A split of a trajectory store as in-memory tensors, with its grid and fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import Tensor
+
+from latentda.data.normalise import Normaliser
+from latentda.errors import DataError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class TrajectorySet:
+    """Trajectories of one split.
+
+    Attributes
+    ----------
+    fields
+        ``(n, T, C, H, W)`` float32, physical units.
+    params
+        ``(n, p)`` float64, physical units.
+    index
+        ``(n,)`` trajectory indices in the store.
+    """
+
+    fields: Tensor
+    params: Tensor
+    index: Tensor
+
+    def __len__(self) -> int:
+        return self.fields.shape[0]
+
+
+def fingerprint(ds: xr.Dataset) -> str:
+    """Hash of what a store holds (system config, trajectory count, seed, dtype): two stores
+    with the same fingerprint hold the same trajectories and splits."""
+    spec = ds.attrs.get("latentda")
+    if spec is None:
+        raise DataError("not a latentda dataset (no 'latentda' attribute)")
+    return hashlib.sha256(spec.encode()).hexdigest()[:16]
+
+
+def dataset_info(ds: xr.Dataset) -> dict[str, Any]:
+    """System description of a store: its config, channel and parameter names, grid axes."""
+    spec = json.loads(ds.attrs["latentda"])
+    ax0, ax1 = ds["fields"].dims[-2:]
+    return {
+        "system": spec["system"],
+        "channels": [str(c) for c in ds["channel"].values],
+        "params": [str(p) for p in ds["param"].values],
+        "axes": [str(ax0), str(ax1)],
+        "shape": [int(s) for s in ds["fields"].shape[1:]],
+        "frame_times": [float(t) for t in ds["time"].values],
+        "fingerprint": fingerprint(ds),
+    }
+
+
+def load_split(ds: xr.Dataset, split: str) -> TrajectorySet:
+    """Read the trajectories of ``split`` (``train``, ``val`` or ``test``) into memory.
+
+    Raises :class:`DataError` if the split is empty or the data hold NaN or Inf (a store
+    written by an interrupted run is refused earlier, by ``open_dataset``).
+    """
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
+    if "split" not in ds:
+        raise DataError("dataset has no 'split' variable; regenerate it with `latentda simulate`")
+    idx = np.flatnonzero(ds["split"].values == split)
+    if idx.size == 0:
+        raise DataError(
+            f"dataset has no {split!r} trajectories ({ds.sizes['trajectory']} in all); "
+            "simulate more trajectories"
+        )
+    fields = torch.from_numpy(np.ascontiguousarray(ds["fields"].values[idx], dtype=np.float32))
+    if not torch.isfinite(fields).all():
+        bad = sorted({int(idx[i]) for i in torch.nonzero(~torch.isfinite(fields))[:, 0].tolist()})
+        raise DataError(f"NaN or Inf in the fields of trajectories {bad[:5]} ({split} split)")
+    params = torch.from_numpy(np.asarray(ds["params"].values[idx], dtype=np.float64))
+    return TrajectorySet(fields, params, torch.from_numpy(idx))
+
+
+def grid_coords(ds: xr.Dataset) -> Tensor:
+    """Grid points of the store as ``(H·W, 2)`` float32 in ``[-1, 1]²``, row-major over
+    ``(ax0, ax1)``, the input ``ξ`` of mesh-free reconstruction networks.
+
+    Each axis is mapped affinely from ``[min, max]`` of its grid coordinates onto ``[-1, 1]``
+    (a sensor anywhere between grid nodes maps in between, so models stay mesh-free).
+    """
+    ax = [np.asarray(ds[d].values, dtype=np.float64) for d in ds["fields"].dims[-2:]]
+    mapped = [torch.from_numpy(_to_unit(a)) for a in ax]
+    g0, g1 = torch.meshgrid(*mapped, indexing="ij")
+    return torch.stack([g0.reshape(-1), g1.reshape(-1)], dim=-1).float()
+
+
+def _to_unit(a: np.ndarray) -> np.ndarray:
+    lo, hi = float(a.min()), float(a.max())
+    if hi == lo:
+        return np.zeros_like(a)
+    return 2.0 * (a - lo) / (hi - lo) - 1.0
+
+
+def normaliser_for(ds: xr.Dataset, train: TrajectorySet) -> Normaliser:
+    """Normalisation statistics from the training split and the store's prior bounds."""
+    if "param_low" not in ds:
+        raise DataError("dataset records no prior bounds; regenerate it with `latentda simulate`")
+    lo = torch.from_numpy(np.asarray(ds["param_low"].values, dtype=np.float64))
+    hi = torch.from_numpy(np.asarray(ds["param_high"].values, dtype=np.float64))
+    return Normaliser.fit(train.fields, lo, hi)

@@ -1,0 +1,65 @@
+"""Building blocks shared by the surrogates: MLPs, residual MLPs, random Fourier features."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from latentda.errors import ConfigError
+
+#: Smooth activations only: LEVDA and the filters differentiate through the networks.
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU}
+
+
+def activation(name: str) -> nn.Module:
+    """The activation module called ``name``."""
+    if name not in ACTIVATIONS:
+        raise ConfigError(f"unknown activation {name!r}; allowed: {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+def mlp(n_in: int, width: int, n_out: int, hidden_layers: int, act: str) -> nn.Sequential:
+    """``n_in -> width -> … -> n_out`` with ``hidden_layers`` hidden layers of ``width``."""
+    sizes = [n_in] + [width] * hidden_layers + [n_out]
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(activation(act))
+    return nn.Sequential(*layers)
+
+
+class ResidualBlock(nn.Module):
+    """``y = σ(L₂ σ(L₁ x)) + x`` on ``(…, width)``."""
+
+    def __init__(self, width: int, act: str) -> None:
+        super().__init__()
+        self.l1 = nn.Linear(width, width)
+        self.l2 = nn.Linear(width, width)
+        self.act = activation(act)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.l2(self.act(self.l1(x)))) + x
+
+
+class FourierFeatures(nn.Module):
+    """Random Fourier features ``γ(ξ) = [sin(2π B ξ), cos(2π B ξ)]`` of coordinates.
+
+    ``B`` is ``(m, k)`` with entries ``N(0, scale²)`` drawn from ``seed``; a buffer (fixed) by
+    default, a parameter when ``trainable``. Input ``(…, k)`` -> output ``(…, 2m)``.
+    """
+
+    def __init__(self, k: int, m: int, scale: float, seed: int, trainable: bool) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        b = torch.randn(m, k, generator=gen) * scale
+        if trainable:
+            self.B = nn.Parameter(b)
+        else:
+            self.register_buffer("B", b)
+
+    def forward(self, xi: Tensor) -> Tensor:
+        proj = (2.0 * math.pi) * (xi @ self.B.T)
+        return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)
