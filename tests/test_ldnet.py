@@ -1,0 +1,279 @@
+"""LDNet: shapes, shifted start, training, stage 2 freezing, checkpoints, resume, DDP, and
+bad input, on a tiny real Kolmogorov store."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from latentda.data import open_dataset
+from latentda.errors import DataError
+from latentda.surrogates.ldnet import LDNet, LDNetConfig
+from latentda.surrogates.train_ldnet import load_ldnet, train_config, train_ldnet
+
+TINY = {
+    "model": {
+        "latent_dim": 4,
+        "recon_width": 32,
+        "recon_blocks": 2,
+        "fourier_features": 16,
+        "dyn_width": 32,
+    },
+    "stage1": {
+        "epochs": 40,
+        "batch_size": 3,
+        "points": 128,
+        "eval_every": 10,
+        "lr": 3e-3,
+        "patience": 0,
+    },
+    "stage2": {"epochs": 6, "batch_size": 3, "points": 256, "eval_every": 3, "lr": 1e-3},
+}
+BIN = Path(sys.executable).parent
+
+
+def test_shapes_and_shifted_start() -> None:
+    model = LDNet(LDNetConfig(latent_dim=5, latent_dt=0.3), n_params=2, n_channels=3)
+    u = torch.rand(4, 2) * 2 - 1
+    s = model.rollout(u, 7)
+    assert s.shape == (4, 7, 5)
+    # The latent before frame 0 is zero: s_0 = Δt·F(u, 0).
+    expected = 0.3 * model.velocity(torch.zeros(4, 5), u)
+    torch.testing.assert_close(s[:, 0], expected, rtol=0, atol=0)
+    torch.testing.assert_close(s[:, 1], s[:, 0] + 0.3 * model.velocity(s[:, 0], u))
+    xi = torch.rand(7, 11, 2) * 2 - 1  # per-frame points broadcast against (B, T, d_s)
+    assert model.reconstruct(s, xi).shape == (4, 7, 11, 3)
+    # Mesh-free: one point at a time gives the same values as a batch of points.
+    one = model.reconstruct(s[0, 2], xi[2, 5:6])
+    torch.testing.assert_close(one[0], model.reconstruct(s, xi)[0, 2, 5])
+
+
+def test_construction_does_not_touch_the_global_rng() -> None:
+    torch.manual_seed(0)
+    a = torch.rand(3)
+    torch.manual_seed(0)
+    LDNet(LDNetConfig(), n_params=1, n_channels=2)
+    torch.testing.assert_close(torch.rand(3), a)
+
+
+@pytest.fixture(scope="module")
+def trained(kolmo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ldnet")
+    train_ldnet(open_dataset(kolmo_store), out, train_config(TINY), progress=False)
+    return out
+
+
+def test_training_reduces_the_loss(trained: Path) -> None:
+    history = json.loads((trained / "state" / "stage1.json").read_text())["history"]
+    first, last = history[0]["train_loss"], history[-1]["train_loss"]
+    # 40 epochs of 3 batches on 7 trajectories (about 2 s): the normalised MSE halves.
+    assert last < first / 2, (first, last)
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["averaged_over"] == {"trajectories": 3, "frames": 10, "split": "test"}
+    assert 0 < metrics["test_rel_rmse"] < 1
+    assert metrics["parameters"] > 0 and metrics["train_time_s"] > 0
+
+
+def test_stage2_leaves_dynamics_bit_identical(kolmo_store: Path, tmp_path: Path) -> None:
+    ds = open_dataset(kolmo_store)
+    cfg = train_config({**TINY, "stage1": {**TINY["stage1"], "epochs": 5}})
+    out = tmp_path / "a"
+    train_ldnet(ds, out, cfg, progress=False)
+    after1 = load_file(sorted((out / "state").glob("stage1-*.safetensors"))[-1])
+    final = load_file(out / "ldnet.safetensors")
+    dyn = [k for k in final if k.startswith("dynamics.")]
+    assert dyn
+    # Stage 1 ends on its best weights ('best.' in its state); stage 2 must not move them.
+    for k in dyn:
+        assert torch.equal(final[k], after1[f"best.model.{k}"]), k
+    changed = [
+        k
+        for k in final
+        if not k.startswith("dynamics.")
+        and k != "features.B"
+        and not torch.equal(final[k], after1[f"best.model.{k}"])
+    ]
+    assert changed, "stage 2 trained nothing"
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(trained: Path, kolmo_store: Path) -> None:
+    run = load_ldnet(trained, open_dataset(kolmo_store))
+    fresh = LDNet(run.model.config, **json.loads((trained / "ldnet.json").read_text())["dims"])
+    u = torch.tensor([[-0.5], [0.7]])
+    xi = torch.rand(10, 9, 2) * 2 - 1
+    out_a = run.model.reconstruct(run.model.rollout(u, 10), xi)
+    assert not torch.equal(out_a, fresh.reconstruct(fresh.rollout(u, 10), xi))
+    again = load_ldnet(trained)
+    torch.testing.assert_close(
+        again.model.reconstruct(again.model.rollout(u, 10), xi), out_a, rtol=0, atol=0
+    )
+    torch.testing.assert_close(run.normaliser.channel_std, again.normaliser.channel_std)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_equals_uninterrupted(kolmo_store: Path, tmp_path: Path) -> None:
+    ds = open_dataset(kolmo_store)
+    cfg = train_config({**TINY, "stage1": {**TINY["stage1"], "epochs": 8, "eval_every": 2}})
+    train_ldnet(ds, tmp_path / "whole", cfg, progress=False)
+
+    def stop(epoch: int) -> None:
+        if epoch == 5:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_ldnet(ds, tmp_path / "cut", cfg, progress=False, on_epoch_end=stop)
+    assert not (tmp_path / "cut" / "ldnet.json").exists()
+    train_ldnet(ds, tmp_path / "cut", cfg, progress=False)
+    a = load_file(tmp_path / "whole" / "ldnet.safetensors")
+    b = load_file(tmp_path / "cut" / "ldnet.safetensors")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_learned_initial_latent_trains_and_evaluates(kolmo_store: Path, tmp_path: Path) -> None:
+    cfg = train_config(
+        {
+            **TINY,
+            "model": {**TINY["model"], "initial": "learned"},
+            "stage1": {**TINY["stage1"], "epochs": 4},
+            "fit_steps": 20,
+        }
+    )
+    metrics = train_ldnet(open_dataset(kolmo_store), tmp_path, cfg, progress=False)
+    assert np.isfinite(metrics["test_rel_rmse"])
+    run = load_ldnet(tmp_path)
+    assert run.model.initial_latents.shape == (7, 4)  # one per training trajectory
+
+
+def _cli(*args: str, torchrun: int = 0) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    head = [str(BIN / "latentda")]
+    if torchrun:
+        head = [
+            str(BIN / "torchrun"),
+            "--standalone",
+            f"--nproc_per_node={torchrun}",
+            "-m",
+            "latentda",
+        ]
+    return subprocess.run([*head, *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_ddp_two_processes_match_one(kolmo_store: Path, tmp_path: Path) -> None:
+    if not (BIN / "torchrun").exists():
+        pytest.skip("torchrun not installed next to this interpreter")
+    sets = [
+        "--set",
+        "stage1.epochs=3",
+        "--set",
+        "stage2.epochs=2",
+        "--set",
+        "stage1.batch_size=4",
+        "--set",
+        "stage2.batch_size=4",
+        "--set",
+        "model.recon_width=32",
+    ]
+    one = _cli(
+        "train",
+        "ldnet",
+        "--data",
+        str(kolmo_store),
+        "--out",
+        str(tmp_path / "one"),
+        "--no-progress",
+        *sets,
+    )
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = _cli(
+        "train",
+        "ldnet",
+        "--data",
+        str(kolmo_store),
+        "--out",
+        str(tmp_path / "two"),
+        "--no-progress",
+        *sets,
+        torchrun=2,
+    )
+    assert two.returncode == 0, two.stderr[-2000:]
+    a = load_file(tmp_path / "one" / "ldnet.safetensors")
+    b = load_file(tmp_path / "two" / "ldnet.safetensors")
+    # Same global batches and points; only the order of floating-point sums differs.
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5, msg=k)
+    assert not torch.equal(
+        a["head.weight"],
+        LDNet(LDNetConfig(latent_dim=9, recon_width=32), 1, 2).head.weight.detach(),
+    )
+
+
+def test_bad_input_is_one_line_exit_2(kolmo_store: Path, trained: Path, tmp_path: Path) -> None:
+    # NaN in training data: copy the store and poison one training trajectory.
+    import shutil
+
+    import zarr
+
+    poisoned = tmp_path / "nan.zarr"
+    shutil.copytree(kolmo_store, poisoned)
+    g = zarr.open_group(str(poisoned), mode="r+")
+    train_idx = int(np.flatnonzero(g["split"][:] == "train")[0])
+    block = g["fields"][train_idx]
+    block[3, 0, 2, 2] = np.nan
+    g["fields"][train_idx] = block
+    # A checkpoint of an incompatible format version.
+    old = tmp_path / "old"
+    shutil.copytree(trained, old)
+    meta = json.loads((old / "ldnet.json").read_text())
+    meta["format_version"] = 0
+    (old / "ldnet.json").write_text(json.dumps(meta))
+    cases = [
+        (
+            ["train", "ldnet", "--data", str(poisoned), "--out", str(tmp_path / "o1")],
+            "NaN or Inf in the fields of trajectories",
+        ),
+        (
+            [
+                "train",
+                "ldnet",
+                "--data",
+                str(kolmo_store),
+                "--out",
+                str(tmp_path / "o2"),
+                "--set",
+                "model.latent_dim=-1",
+            ],
+            "ldnet.model.latent_dim must be > 0",
+        ),
+        (
+            [
+                "train",
+                "ldnet",
+                "--data",
+                str(kolmo_store),
+                "--out",
+                str(tmp_path / "o3"),
+                "--set",
+                "stage1.epoch=3",
+            ],
+            "unknown key 'epoch'",
+        ),
+        (["train", "ldnet", "--data", str(kolmo_store), "--out", "/proc/nope"], "cannot write"),
+    ]
+    for args, expected in cases:
+        res = _cli(*args)
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode == 2 and len(lines) == 1 and expected in lines[0], (args, res.stderr)
+    with pytest.raises(DataError, match="format version 0"):
+        load_ldnet(old)
+    with pytest.raises(DataError, match="no ldnet checkpoint"):
+        load_ldnet(tmp_path / "missing")
