@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from latentda.errors import ConfigError
 from latentda import metrics
+from latentda.errors import ConfigError
 from latentda.observations import (
     Arctan,
     EverySchedule,
