@@ -158,6 +158,36 @@ def train_ldnet_command(
         )
 
 
+@train_app.command("encoder")
+def train_encoder_command(
+    data: Annotated[Path, typer.Option(help="Zarr store written by `latentda simulate`.")],
+    ldnet: Annotated[Path, typer.Option(help="Directory of a trained LDNet.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
+    config: ConfigOption = None,
+    override: SetOption = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Train an observation encoder (fixed sensor order or location-aware) on the LDNet's
+    latent trajectories; writes OUT/encoder.json, OUT/encoder.safetensors, OUT/metrics.json."""
+    from latentda.data import open_dataset
+    from latentda.data.distributed import rank_and_world
+    from latentda.io import prepare_output
+    from latentda.surrogates.train_encoder import encoder_config, train_encoder
+
+    cfg = encoder_config(_settings(config, override))
+    ds = open_dataset(data)
+    prepare_output(out)
+    rank, _ = rank_and_world()
+    m = train_encoder(ds, ldnet, out, cfg, progress=progress)
+    if rank == 0:
+        typer.echo(
+            f"latent_rel_error={m['latent_rel_error']:.4f} "
+            f"param_rel_error={m['param_rel_error']:.4f} ({m['mode']}, {m['sensors']} sensors, "
+            f"noise {m['noise_level']:g}; {m['averaged_over']['trajectories']} test "
+            f"trajectories) -> {out / 'metrics.json'}"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: every user error -> one line on stderr and exit code 2
     (bad values and unknown keys from our own validation, and usage errors such as a missing

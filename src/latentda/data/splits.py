@@ -90,28 +90,35 @@ def load_split(ds: xr.Dataset, split: str) -> TrajectorySet:
 
 def grid_coords(ds: xr.Dataset) -> Tensor:
     """Grid points of the store as ``(H·W, 2)`` float32 in ``[-1, 1]²``, row-major over
-    ``(ax0, ax1)``, the input ``ξ`` of mesh-free reconstruction networks.
-
-    Each axis is mapped affinely from ``[min, max]`` of its grid coordinates onto ``[-1, 1]``
-    (a sensor anywhere between grid nodes maps in between, so models stay mesh-free).
-    """
-    ax = [np.asarray(ds[d].values, dtype=np.float64) for d in ds["fields"].dims[-2:]]
-    mapped = [torch.from_numpy(_to_unit(a)) for a in ax]
-    g0, g1 = torch.meshgrid(*mapped, indexing="ij")
-    return torch.stack([g0.reshape(-1), g1.reshape(-1)], dim=-1).float()
+    ``(ax0, ax1)``, the input ``ξ`` of mesh-free networks (see :func:`unit_coords`)."""
+    axes = dataset_axes(ds)
+    g0, g1 = torch.meshgrid(*axes, indexing="ij")
+    return unit_coords(torch.stack([g0.reshape(-1), g1.reshape(-1)], dim=-1), axes)
 
 
-def _to_unit(a: np.ndarray) -> np.ndarray:
-    lo, hi = float(a.min()), float(a.max())
-    if hi == lo:
-        return np.zeros_like(a)
-    return 2.0 * (a - lo) / (hi - lo) - 1.0
+def unit_coords(points: Tensor, axes: list[Tensor]) -> Tensor:
+    """Coordinates ``(…, 2)`` in the grid's units -> ``[-1, 1]²`` (float32): each axis is
+    mapped affinely from ``[min, max]`` of its grid nodes, so a sensor between nodes maps
+    in between and models stay mesh-free."""
+    cols = []
+    for k, a in enumerate(axes):
+        lo, hi = float(a.min()), float(a.max())
+        span = (hi - lo) or 1.0
+        cols.append(2.0 * (points[..., k].double() - lo) / span - 1.0)
+    return torch.stack(cols, dim=-1).float()
+
+
+def dataset_axes(ds: xr.Dataset) -> list[Tensor]:
+    """The two grid axes of a store, ``[(H,), (W,)]`` float64 in the system's units."""
+    return [
+        torch.from_numpy(np.array(ds[d].values, dtype=np.float64)) for d in ds["fields"].dims[-2:]
+    ]
 
 
 def normaliser_for(ds: xr.Dataset, train: TrajectorySet) -> Normaliser:
     """Normalisation statistics from the training split and the store's prior bounds."""
     if "param_low" not in ds:
         raise DataError("dataset records no prior bounds; regenerate it with `latentda simulate`")
-    lo = torch.from_numpy(np.asarray(ds["param_low"].values, dtype=np.float64))
-    hi = torch.from_numpy(np.asarray(ds["param_high"].values, dtype=np.float64))
+    lo = torch.from_numpy(np.array(ds["param_low"].values, dtype=np.float64))
+    hi = torch.from_numpy(np.array(ds["param_high"].values, dtype=np.float64))
     return Normaliser.fit(train.fields, lo, hi)

@@ -10,7 +10,7 @@ from latentda.systems.base import FieldSystem, System
 from latentda.systems.kolmogorov import Kolmogorov
 from latentda.systems.linear import LinearSystem, kalman_filter, rts_smoother
 from latentda.systems.lorenz96 import Lorenz96
-from latentda.systems.registry import FIELD_SYSTEMS, SIZES, field_system
+from latentda.systems.registry import FIELD_SYSTEMS, SIZES, field_system, system_from_config
 from latentda.systems.tsunami import Tsunami
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "field_system",
     "kalman_filter",
     "rts_smoother",
+    "system_from_config",
 ]
 
 

@@ -64,6 +64,8 @@ class FieldSystem(System, Protocol):
     ----------
     channel_names
         Names of the ``C`` output channels, e.g. ``("u", "v")``.
+    periodic_axes
+        Whether each of the two grid axes wraps around.
     frame_dt
         Model time between saved frames.
     n_frames
@@ -73,6 +75,7 @@ class FieldSystem(System, Protocol):
     """
 
     channel_names: tuple[str, ...]
+    periodic_axes: tuple[bool, bool]
     frame_dt: float
     n_frames: int
     spinup_time: float

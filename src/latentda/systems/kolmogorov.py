@@ -248,6 +248,8 @@ class Kolmogorov:
 
     param_names: ClassVar[tuple[str, ...]] = ("reynolds",)
     channel_names: ClassVar[tuple[str, ...]] = ("u", "v")
+    #: Both axes wrap (the domain is the torus [0, 2π)²).
+    periodic_axes: ClassVar[tuple[bool, bool]] = (True, True)
 
     def __post_init__(self) -> None:
         positive = {
@@ -341,6 +343,30 @@ class Kolmogorov:
         ``dt`` (default :attr:`dt`), each member in its own CFL-limited sub-steps (module
         docstring). ``t`` is unused (autonomous forcing). Computes in ``x``'s dtype (float64 or
         float32) on ``x``'s device; returns a new divergence-free, zero-mean ``(B, 2, n, n)``."""
+        return self.advance(x, u, dt, t)[0]
+
+    def advance(
+        self, x: Tensor, u: Tensor, dt: float | None = None, t: float = 0.0
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`step` that also reports how many sub-steps each member took.
+
+        Parameters
+        ----------
+        x
+            Velocities ``(B, 2, n, n)``.
+        u
+            Reynolds numbers ``(B, 1)`` (or ``(1, 1)`` for all members).
+        dt
+            Interval (default :attr:`dt`).
+        t
+            Unused (autonomous forcing).
+
+        Returns
+        -------
+        tuple[Tensor, Tensor]
+            The states after ``dt`` ``(B, 2, n, n)`` (as :meth:`step`) and the number of IF-RK4
+            sub-steps of each member ``(B,)`` int64 (state-dependent: CFL-limited).
+        """
         if x.ndim != 4 or tuple(x.shape[1:]) != self.state_shape:
             raise ConfigError(
                 f"kolmogorov states must be (B, 2, {self.n}, {self.n}), got {tuple(x.shape)}"
@@ -354,6 +380,7 @@ class Kolmogorov:
         lin = -(nu[:, None, None] * sp.k2 + self.drag)
         w_hat = velocity_to_vorticity_hat(x, sp)
         remaining = torch.full_like(nu, interval)
+        counts = torch.zeros(nu.shape, dtype=torch.int64, device=nu.device)
         while True:
             # Finished members drop out, so each member's sub-steps are its own.
             active = torch.nonzero(remaining > 0).squeeze(1)
@@ -363,7 +390,8 @@ class Kolmogorov:
             w_new, h = self._substep(w_hat[active], r, lin[active], forcing, sp)
             w_hat = w_hat.index_copy(0, active, w_new)
             remaining = remaining.index_copy(0, active, r - h)
-        return vorticity_hat_to_velocity(w_hat, sp)
+            counts[active] += 1
+        return vorticity_hat_to_velocity(w_hat, sp), counts
 
     def _substep(
         self, w_hat: Tensor, remaining: Tensor, lin: Tensor, forcing: Tensor, sp: Spectral

@@ -37,7 +37,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch_harmonics as th
@@ -314,6 +314,8 @@ class Sphere:
 
     param_names: tuple[str, ...] = field(default=("h_f0", "sigma"), init=False)
     channel_names: tuple[str, ...] = field(default=("h", "u_phi", "u_theta"), init=False)
+    #: Latitude does not wrap, longitude does.
+    periodic_axes: ClassVar[tuple[bool, bool]] = (False, True)
 
     def __post_init__(self) -> None:
         if self.nlat < 8 or self.nlat % 2:

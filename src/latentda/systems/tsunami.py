@@ -196,6 +196,8 @@ class Tsunami:
 
     param_names: ClassVar[tuple[str, ...]] = ("x_c", "y_c")
     channel_names: ClassVar[tuple[str, ...]] = ("u", "v", "eta")
+    #: A closed basin: neither axis wraps.
+    periodic_axes: ClassVar[tuple[bool, bool]] = (False, False)
 
     def __post_init__(self) -> None:
         if self.n < 4:

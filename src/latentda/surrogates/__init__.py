@@ -1,0 +1,1 @@
+"""Neural surrogates: LDNet, observation encoders, VAE baselines, training and checkpoints."""
