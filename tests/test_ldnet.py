@@ -277,3 +277,12 @@ def test_bad_input_is_one_line_exit_2(kolmo_store: Path, trained: Path, tmp_path
         load_ldnet(old)
     with pytest.raises(DataError, match="no ldnet checkpoint"):
         load_ldnet(tmp_path / "missing")
+
+
+def test_example_configs_parse() -> None:
+    from latentda.experiments.config import load_yaml
+    from latentda.surrogates.train_encoder import encoder_config
+
+    root = Path(__file__).resolve().parents[1] / "examples"
+    assert train_config(load_yaml(root / "ldnet_kolmogorov.yaml")).model.latent_dim == 9
+    assert encoder_config(load_yaml(root / "encoder_kolmogorov.yaml")).model.mode == "location"
