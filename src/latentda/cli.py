@@ -116,6 +116,10 @@ app.add_typer(train_app, name="train")
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML with training settings.")
 ]
+TensorBoardOption = Annotated[
+    Path | None,
+    typer.Option(help="Also log losses to TensorBoard here (needs `pip install tensorboard`)."),
+]
 SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a setting, e.g. --set stage1.epochs=50."),
@@ -129,12 +133,19 @@ def _settings(config: Path | None, override: list[str] | None) -> dict:
     return merge(base, parse_overrides(override or []))
 
 
+def _tensorboard(directory: Path | None):  # noqa: ANN202 - a log callback or None
+    from latentda.surrogates.training import tensorboard_log
+
+    return None if directory is None else tensorboard_log(directory)
+
+
 @train_app.command("ldnet")
 def train_ldnet_command(
     data: Annotated[Path, typer.Option(help="Zarr store written by `latentda simulate`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
     config: ConfigOption = None,
     override: SetOption = None,
+    tensorboard: TensorBoardOption = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Train an LDNet (stage 1 end to end, stage 2 reconstruction); writes OUT/ldnet.json,
@@ -148,7 +159,7 @@ def train_ldnet_command(
     ds = open_dataset(data)
     prepare_output(out)
     rank, _ = rank_and_world()
-    metrics = train_ldnet(ds, out, cfg, progress=progress)
+    metrics = train_ldnet(ds, out, cfg, progress=progress, log=_tensorboard(tensorboard))
     if rank == 0:
         typer.echo(
             f"test_rel_rmse={metrics['test_rel_rmse']:.4f} (stage 1 "
@@ -165,6 +176,7 @@ def train_encoder_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
     config: ConfigOption = None,
     override: SetOption = None,
+    tensorboard: TensorBoardOption = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Train an observation encoder (fixed sensor order or location-aware) on the LDNet's
@@ -178,7 +190,7 @@ def train_encoder_command(
     ds = open_dataset(data)
     prepare_output(out)
     rank, _ = rank_and_world()
-    m = train_encoder(ds, ldnet, out, cfg, progress=progress)
+    m = train_encoder(ds, ldnet, out, cfg, progress=progress, log=_tensorboard(tensorboard))
     if rank == 0:
         typer.echo(
             f"latent_rel_error={m['latent_rel_error']:.4f} "

@@ -196,6 +196,7 @@ def train_encoder(
     config: EncoderTrainConfig,
     progress: bool = True,
     on_epoch_end: Any = None,
+    log: Any = None,
 ) -> dict[str, Any]:
     """Train an encoder for the LDNet in ``ldnet_dir``; writes ``out/encoder.{json,
     safetensors}`` and ``out/metrics.json``; resumes from ``out/state``."""
@@ -224,6 +225,7 @@ def train_encoder(
         fp,
         progress,
         on_epoch_end,
+        log,
     )
     enc.eval()
     with torch.no_grad():

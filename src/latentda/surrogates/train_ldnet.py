@@ -228,6 +228,7 @@ def train_ldnet(
     config: LDNetTrainConfig,
     progress: bool = True,
     on_epoch_end: Any = None,
+    log: Any = None,
 ) -> dict[str, Any]:
     """Train stage 1 and stage 2 on the store ``ds``; writes ``out/ldnet.{json,safetensors}``
     and ``out/metrics.json`` and returns the metrics. Resumes from ``out/state``."""
@@ -270,6 +271,7 @@ def train_ldnet(
         {**fp, "stage": 1},
         progress,
         on_epoch_end,
+        log,
     )
     test1 = evaluate(model, data["test"], coords, norm, config.fit_steps)
 
@@ -292,6 +294,7 @@ def train_ldnet(
         {**fp, "stage": 2},
         progress,
         on_epoch_end,
+        log,
     )
     test2 = evaluate(model, data["test"], coords, norm, config.fit_steps)
     seconds = time.perf_counter() - t0

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from latentda.data.distributed import barrier
-from latentda.errors import DataError
+from latentda.errors import ConfigError, DataError
 from latentda.schema import Tagged, non_negative, positive
 from latentda.surrogates.checkpoint import (
     load_checkpoint,
@@ -154,13 +154,15 @@ def train_stage(
     fingerprint: dict[str, Any],
     progress: bool = True,
     on_epoch_end: Callable[[int], None] | None = None,
+    log: Callable[[str, dict[str, float]], None] | None = None,
 ) -> StageResult:
     """Train ``params`` of ``objective`` with Adam for one stage, resuming from
     ``state_dir/name.json`` when it exists.
 
     ``fingerprint`` (config, data) must equal the one stored with a resumed state, or the
     directory holds another run: that is refused. ``on_epoch_end(epoch)`` is called after
-    each saved epoch (tests interrupt there).
+    each saved epoch (tests interrupt there); ``log(name, record)`` receives each epoch's
+    record (loss, learning rate, validation score) on rank 0, e.g. :func:`tensorboard_log`.
     """
     rank = dist.get_rank() if dist.is_initialized() else 0
     model = objective
@@ -203,7 +205,11 @@ def train_stage(
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(batch)
-        record: dict[str, float] = {"epoch": epoch + 1, "train_loss": total / n_train}
+        record: dict[str, float] = {
+            "epoch": epoch + 1,
+            "train_loss": total / n_train,
+            "lr": opt.param_groups[0]["lr"],
+        }
         if (epoch + 1) % stage.eval_every == 0 or epoch + 1 == stage.epochs:
             objective.eval()
             with torch.no_grad():
@@ -215,6 +221,8 @@ def train_stage(
         history.append(record)
         bar.set_postfix(loss=f"{record['train_loss']:.3g}", best=f"{best:.3g}")
         stopped = _patience_exhausted(history, best_epoch, stage)
+        if rank == 0 and log is not None:
+            log(name, record)
         if rank == 0:
             _save_state(
                 state_dir,
@@ -294,3 +302,24 @@ def _load_state(
             "use another --out or delete it"
         )
     return tensors, meta
+
+
+def tensorboard_log(directory: str | Path) -> Callable[[str, dict[str, float]], None]:
+    """A ``log`` callback writing each record as TensorBoard scalars ``name/key`` under
+    ``directory`` (needs the optional ``tensorboard`` package)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError(
+            "TensorBoard logging needs the tensorboard package: pip install tensorboard"
+        ) from None
+    writer = SummaryWriter(str(directory))
+
+    def log(name: str, record: dict[str, float]) -> None:
+        step = int(record["epoch"])
+        for key, value in record.items():
+            if key != "epoch":
+                writer.add_scalar(f"{name}/{key}", value, step)
+        writer.flush()
+
+    return log
