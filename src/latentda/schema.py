@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -17,6 +18,7 @@ from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin,
 from latentda.errors import ConfigError
 
 T = TypeVar("T")
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 class Tagged:
@@ -29,6 +31,8 @@ class Tagged:
     registry: ClassVar[dict[str, type]]
     tag: ClassVar[str]
     family: ClassVar[str] = "name"
+    #: Member used when a mapping gives no ``name`` (None: ``name`` is required).
+    default_tag: ClassVar[str | None] = None
 
     @classmethod
     def register(cls, sub: type[T]) -> type[T]:
@@ -78,6 +82,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            value = float(value)  # PyYAML (YAML 1.1) reads "3e-3" as a string
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         if math.isnan(value):
@@ -97,7 +103,9 @@ def parse(cls: type[T], data: Any, where: str) -> T:
     if isinstance(cls, type) and issubclass(cls, Tagged) and "registry" in cls.__dict__:
         if not isinstance(data, dict):
             raise ConfigError(f"{where}: expected a mapping with a 'name' key, got {data!r}")
-        name = data.get("name")
+        name = data.get("name", getattr(cls, "default_tag", None))
+        if "name" not in data and name is not None:
+            data = {**data, "name": name}
         allowed = ", ".join(sorted(cls.registry))
         if name not in cls.registry:
             kind = where.rsplit(".", 1)[-1]

@@ -23,6 +23,7 @@ class Layout(Tagged):
     """Where the sensors are: ``points(axes, periodic, gen) -> (S, 2)`` in grid units."""
 
     registry: ClassVar[dict[str, type]] = {}
+    default_tag: ClassVar[str | None] = "regular"
     family: ClassVar[str] = "name"
 
     def points(

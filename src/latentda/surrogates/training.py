@@ -48,6 +48,7 @@ class Decay(Tagged):
     """Learning-rate factor as a function of the epoch (a strategy object)."""
 
     registry: ClassVar[dict[str, type]] = {}
+    default_tag: ClassVar[str | None] = "cosine"
 
     def factor(self, epoch: int, epochs: int) -> float:  # pragma: no cover - abstract
         raise NotImplementedError
