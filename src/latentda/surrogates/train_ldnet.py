@@ -34,7 +34,6 @@ from latentda.schema import parse, to_dict
 from latentda.surrogates.checkpoint import load_checkpoint, load_module_state, save_checkpoint
 from latentda.surrogates.ldnet import LDNet, LDNetConfig
 from latentda.surrogates.training import (
-    CosineDecay,
     Objective,
     StageConfig,
     StageResult,
@@ -50,9 +49,13 @@ class LDNetTrainConfig:
     """Everything ``latentda train ldnet`` reads from its YAML (all keys optional)."""
 
     model: LDNetConfig = field(default_factory=LDNetConfig)
-    stage1: StageConfig = field(default_factory=lambda: StageConfig(epochs=300, lr=1e-3))
+    # Points per frame: on CPU the cost of an Adam step is ~ batch·frames·points MLP
+    # evaluations, so stage 1 takes few points and many steps; stage 2 takes more.
+    stage1: StageConfig = field(
+        default_factory=lambda: StageConfig(epochs=300, batch_size=8, points=256, lr=1e-3)
+    )
     stage2: StageConfig = field(
-        default_factory=lambda: StageConfig(epochs=100, points=4096, lr=3e-4, decay=CosineDecay())
+        default_factory=lambda: StageConfig(epochs=50, batch_size=8, points=1024, lr=3e-4)
     )
     #: Adam steps fitting the initial latent of a new trajectory to its frame 0 (learned start).
     fit_steps: int = 200
