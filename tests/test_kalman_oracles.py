@@ -11,7 +11,14 @@ from latentda.filters.ensemble import ensemble_cov, gaussian_ensemble_exact, rot
 from latentda.observations import Identity, LinearMap, Observer, Subset
 from latentda.systems import LinearSystem, kalman_filter
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _float64_default():  # noqa: ANN202 - round-off oracles need float64; restored afterwards
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def _linear_problem(d: int = 6, m: int = 4, seed: int = 0):
