@@ -286,3 +286,36 @@ def test_example_configs_parse() -> None:
     root = Path(__file__).resolve().parents[1] / "examples"
     assert train_config(load_yaml(root / "ldnet_kolmogorov.yaml")).model.latent_dim == 9
     assert encoder_config(load_yaml(root / "encoder_kolmogorov.yaml")).model.mode == "location"
+
+
+def test_missing_split_and_wrong_system(trained: Path, tmp_path: Path) -> None:
+    from latentda.data import generate_dataset
+    from latentda.systems import field_system
+
+    two = tmp_path / "two.zarr"  # 2 trajectories: 1 train, 0 val, 1 test
+    generate_dataset(two, field_system("kolmogorov", "ci", n=16, n_frames=3), 2, 0, progress=False)
+    tsunami = tmp_path / "tsunami.zarr"
+    generate_dataset(tsunami, field_system("tsunami", "ci", n=8, n_frames=3), 5, 0, progress=False)
+    cases = [
+        (
+            ["train", "ldnet", "--data", str(two), "--out", str(tmp_path / "a")],
+            "dataset has no 'val' trajectories",
+        ),
+        (
+            [
+                "train",
+                "encoder",
+                "--data",
+                str(tsunami),
+                "--ldnet",
+                str(trained),
+                "--out",
+                str(tmp_path / "b"),
+            ],
+            "was trained on kolmogorov data",
+        ),
+    ]
+    for args, expected in cases:
+        res = _cli(*args)
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode == 2 and len(lines) == 1 and expected in lines[0], (args, res.stderr)
