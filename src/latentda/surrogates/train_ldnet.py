@@ -49,13 +49,17 @@ class LDNetTrainConfig:
     """Everything ``latentda train ldnet`` reads from its YAML (all keys optional)."""
 
     model: LDNetConfig = field(default_factory=LDNetConfig)
-    # Points per frame: on CPU the cost of an Adam step is ~ batch·frames·points MLP
-    # evaluations, so stage 1 takes few points and many steps; stage 2 takes more.
+    # On CPU an Adam step costs ~ batch·frames·points reconstruction evaluations, so each
+    # step looks at 10 random frames per trajectory: many cheap steps beat few dense ones.
     stage1: StageConfig = field(
-        default_factory=lambda: StageConfig(epochs=300, batch_size=8, points=256, lr=1e-3)
+        default_factory=lambda: StageConfig(
+            epochs=300, batch_size=8, points=256, frames=10, lr=1e-3
+        )
     )
     stage2: StageConfig = field(
-        default_factory=lambda: StageConfig(epochs=50, batch_size=8, points=1024, lr=3e-4)
+        default_factory=lambda: StageConfig(
+            epochs=50, batch_size=8, points=1024, frames=10, lr=3e-4
+        )
     )
     #: Adam steps fitting the initial latent of a new trajectory to its frame 0 (learned start).
     fit_steps: int = 200
@@ -186,28 +190,33 @@ class ReconstructionLoss(Objective):
         model: LDNet,
         train: PreparedSplit,
         coords: Tensor,
-        points: int,
+        stage: StageConfig,
         validate_fn: Any,
         latents: Tensor | None = None,
     ) -> None:
         super().__init__()
         self.model = model
-        self._train, self._coords, self._points = train, coords, points
+        self._train, self._coords = train, coords
+        self._points, self._frames = stage.points, stage.frames
         self._validate, self._latents = validate_fn, latents
 
     def forward(self, batch: Tensor, gen: torch.Generator) -> Tensor:
         f = self._train.fields
         n_frames, n_grid = f.shape[1], f.shape[3]
-        idx = random_points(n_frames, n_grid, self._points, gen)  # same draw on every rank
+        # The same draws on every rank: frames, then points per drawn frame.
+        frames = torch.arange(n_frames)
+        if 0 < self._frames < n_frames:
+            frames = torch.randperm(n_frames, generator=gen)[: self._frames].sort().values
+        idx = random_points(len(frames), n_grid, self._points, gen)
         local, scale = rank_share(batch)
         if self._latents is not None:
-            s = self._latents[local]
-        else:
+            s = self._latents[local][:, frames]
+        else:  # the rollout is cheap; only the reconstruction is subsampled
             which = local if self.model.n_initial else None
-            s = self.model.rollout(self._train.u[local], n_frames, which=which)
+            s = self.model.rollout(self._train.u[local], n_frames, which=which)[:, frames]
         pred = self.model.reconstruct(s, self._coords[idx])
-        err = ((pred - gather_points(f[local], idx)) ** 2).sum()
-        return err * (scale / (len(batch) * n_frames * idx.shape[1] * f.shape[2]))
+        err = ((pred - gather_points(f[local][:, frames], idx)) ** 2).sum()
+        return err * (scale / (len(batch) * len(frames) * idx.shape[1] * f.shape[2]))
 
     def validate(self) -> float:
         return float(self._validate())
@@ -262,7 +271,7 @@ def train_ldnet(
         scores = evaluate(model, data["val"], coords, norm, config.fit_steps, val_idx)
         return float(scores.mean())
 
-    stage1 = ReconstructionLoss(model, data["train"], coords, config.stage1.points, val_score)
+    stage1 = ReconstructionLoss(model, data["train"], coords, config.stage1, val_score)
     r1 = train_stage(
         stage1,
         list(model.parameters()),
@@ -284,7 +293,7 @@ def train_ldnet(
         which = torch.arange(n_train) if model.n_initial else None
         latents = model.rollout(data["train"].u, n_frames, which=which)
     stage2 = ReconstructionLoss(
-        model, data["train"], coords, config.stage2.points, val_score, latents=latents
+        model, data["train"], coords, config.stage2, val_score, latents=latents
     )
     r2 = train_stage(
         stage2,

@@ -87,11 +87,14 @@ class StepDecay(Decay):
 @dataclass
 class StageConfig:
     """One training stage. ``batch_size`` is global (over all ranks); ``patience`` counts
-    evaluations without improvement before stopping early (0: never)."""
+    evaluations without improvement before stopping early (0: never). Field models draw,
+    per step, ``frames`` random frames of each trajectory (0: all) and ``points`` random grid
+    points in each of them."""
 
     epochs: int = 300
     batch_size: int = 8
     points: int = 1024
+    frames: int = 0
     lr: float = 1e-3
     decay: Decay = field(default_factory=CosineDecay)
     patience: int = 10
@@ -106,7 +109,7 @@ class StageConfig:
             lr=self.lr,
             eval_every=self.eval_every,
         )
-        non_negative(where, patience=self.patience)
+        non_negative(where, patience=self.patience, frames=self.frames)
 
 
 # --------------------------------------------------------------------------- objective
