@@ -50,3 +50,41 @@ def save(name: str, payload: dict[str, Any]) -> Path:
     payload = {"machine": machine(), "revision": git_revision(), **payload}
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+def busy_cores(seconds: float = 1.0) -> float:
+    """CPU cores kept busy (user + system, all processes) over the next ``seconds``, from
+    ``/proc/stat``; ``nan`` where it cannot be read."""
+    import time
+
+    def snap() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields[:8]) - idle, sum(fields[:8])
+
+    try:
+        b0, t0 = snap()
+        time.sleep(seconds)
+        b1, t1 = snap()
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    return (b1 - b0) / max(t1 - t0, 1) * (os.cpu_count() or 1)
+
+
+def wait_until_idle(
+    threshold: float = 0.3, max_wait: float = 600.0, quiet: bool = False
+) -> dict[str, float]:
+    """Wait (at most ``max_wait`` s) until other processes keep fewer than ``threshold`` cores
+    busy, so timings on a shared machine are not taken under someone else's load. Returns
+    ``{"waited_s", "busy_cores"}`` (the last reading) for the result file."""
+    import sys
+    import time
+
+    start = time.perf_counter()
+    busy = busy_cores()
+    while busy > threshold and time.perf_counter() - start < max_wait:
+        if not quiet:
+            print(f"    machine busy ({busy:.2f} cores), waiting ...", file=sys.stderr)
+        time.sleep(5.0)
+        busy = busy_cores()
+    return {"waited_s": time.perf_counter() - start, "busy_cores": busy}

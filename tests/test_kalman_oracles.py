@@ -12,7 +12,6 @@ from latentda.observations import Identity, LinearMap, Observer, Subset
 from latentda.systems import LinearSystem, kalman_filter
 
 
-
 @pytest.fixture(autouse=True)
 def _float64_default():  # noqa: ANN202 - round-off oracles need float64; restored afterwards
     previous = torch.get_default_dtype()

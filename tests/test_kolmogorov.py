@@ -183,3 +183,19 @@ def test_public_surface_and_errors() -> None:
     with pytest.raises(ConfigError, match="dt >= 0"):
         model.step(x, re(800.0), -0.1)
     torch.testing.assert_close(model.step(x, re(800.0), 0.0), x, rtol=0, atol=1e-14)
+
+
+def test_advance_reports_each_members_substeps() -> None:
+    """``advance`` = ``step`` plus the CFL sub-step count of each member, the same in a batch
+    as alone; a faster flow takes more sub-steps."""
+    model = Kolmogorov.from_size("ci", init="random")
+    u = re(600.0, 1400.0)
+    x = model.initial_state(u, torch.Generator().manual_seed(2))
+    x = torch.cat([x[:1], 3.0 * x[1:]])  # member 1 three times as fast
+    y, counts = model.advance(x, u, 0.2)
+    torch.testing.assert_close(y, model.step(x, u, 0.2), rtol=0, atol=0)
+    assert counts.dtype == torch.int64 and counts.shape == (2,)
+    for j in range(2):
+        alone = model.advance(x[j : j + 1], u[j : j + 1], 0.2)[1]
+        assert int(alone[0]) == int(counts[j])
+    assert int(counts[1]) > int(counts[0]) >= math.ceil(0.2 / model.max_dt)

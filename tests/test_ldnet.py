@@ -319,3 +319,10 @@ def test_missing_split_and_wrong_system(trained: Path, tmp_path: Path) -> None:
         res = _cli(*args)
         lines = res.stderr.strip().splitlines()
         assert res.returncode == 2 and len(lines) == 1 and expected in lines[0], (args, res.stderr)
+
+
+def test_partial_sections_keep_their_defaults() -> None:
+    cfg = train_config({"stage1": {"epochs": 7}, "stage2": {"decay": {"name": "step"}}})
+    default = train_config({})
+    assert cfg.stage1.epochs == 7 and cfg.stage1.points == default.stage1.points == 256
+    assert cfg.stage2.points == default.stage2.points and cfg.stage2.decay.name == "step"

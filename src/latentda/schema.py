@@ -125,7 +125,8 @@ def parse(cls: type[T], data: Any, where: str) -> T:
     kwargs = {}
     for name, f in fields.items():
         if name in data:
-            kwargs[name] = _coerce(data[name], hints[name], f"{where}.{name}")
+            value = _with_defaults(data[name], f)
+            kwargs[name] = _coerce(value, hints[name], f"{where}.{name}")
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where}: missing required key {name!r}")
     obj = cls(**kwargs)
@@ -133,6 +134,30 @@ def parse(cls: type[T], data: Any, where: str) -> T:
     if check is not None:
         check(where)
     return typing.cast(T, obj)
+
+
+def _with_defaults(value: Any, f: dataclasses.Field) -> Any:
+    """A partial mapping for a nested config keeps the field's own default values for the
+    keys it does not give (``stage1: {epochs: 5}`` changes only ``epochs``), unless it
+    names another member of a :class:`Tagged` family."""
+    if not isinstance(value, dict) or f.default_factory is dataclasses.MISSING:
+        return value
+    default = f.default_factory()
+    if not dataclasses.is_dataclass(default):
+        return value
+    if isinstance(default, Tagged) and value.get("name", default.tag) != default.tag:
+        return value
+    merged = to_dict(default)
+    for key, v in value.items():
+        merged[key] = _with_defaults(v, _field_of(default, key))
+    return merged
+
+
+def _field_of(obj: Any, name: str) -> dataclasses.Field:
+    for f in dataclasses.fields(obj):
+        if f.name == name:
+            return f
+    return dataclasses.field()  # an unknown key: parse() reports it
 
 
 def to_dict(obj: Any) -> Any:

@@ -123,11 +123,24 @@ def advection_hat(w_hat: Tensor, sp: Spectral) -> tuple[Tensor, Tensor]:
     """
     psi = w_hat * sp.inv_k2
     n = sp.k2.shape[0]
-    # One batched inverse transform for u, v, ∂ω/∂x, ∂ω/∂y.
-    spectra = torch.stack([sp.ky * psi, -sp.kx * psi, sp.kx * w_hat, sp.ky * w_hat], 1)
-    u, v, wx, wy = torch.fft.irfft2(1j * spectra, s=(n, n)).unbind(1)
-    speed = torch.sqrt(u * u + v * v).amax(dim=(-2, -1))
+    # u, v, ∂ω/∂x, ∂ω/∂y: four transforms of (B, n, n//2+1) each, faster here than one stacked
+    # transform of four times the size (which leaves the cache); (i k)·ψ̂ rounds like i·(k ψ̂).
+    ikx, iky = _imaginary_wavenumbers(sp, w_hat.dtype)
+    u = torch.fft.irfft2(iky * psi, s=(n, n))
+    v = torch.fft.irfft2((ikx * psi).neg_(), s=(n, n))
+    wx = torch.fft.irfft2(ikx * w_hat, s=(n, n))
+    wy = torch.fft.irfft2(iky * w_hat, s=(n, n))
+    # max √(u² + v²) = √max(u² + v²) exactly (the square root is monotone, correctly rounded).
+    speed = torch.sqrt((u * u + v * v).amax(dim=(-2, -1)))
     return -torch.fft.rfft2(u * wx + v * wy) * sp.dealias, speed
+
+
+def _imaginary_wavenumbers(sp: Spectral, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """``(i k_x, i k_y)`` as complex tensors of ``dtype``, cached on the tables."""
+    cache = sp.__dict__.setdefault("_ik", {})
+    if dtype not in cache:
+        cache[dtype] = ((1j * sp.kx).to(dtype), (1j * sp.ky).to(dtype))
+    return cache[dtype]
 
 
 def ifrk4_step(
@@ -386,6 +399,11 @@ class Kolmogorov:
             active = torch.nonzero(remaining > 0).squeeze(1)
             if active.numel() == 0:
                 break
+            if active.numel() == remaining.numel():  # all members: no gather/scatter
+                w_hat, h = self._substep(w_hat, remaining, lin, forcing, sp)
+                remaining = remaining - h
+                counts += 1
+                continue
             r = remaining[active]
             w_new, h = self._substep(w_hat[active], r, lin[active], forcing, sp)
             w_hat = w_hat.index_copy(0, active, w_new)

@@ -155,6 +155,157 @@ def gauss_grid_size(lmax: int) -> tuple[int, int]:
     return n, 2 * n
 
 
+def _columns(parts: list[tuple[Tensor, bool]]) -> Tensor:
+    """Stack complex ``(*lead, Q_i, M)`` blocks along ``Q`` into the real ``bmm`` operand
+    ``(M, ΣQ_i, 2N)`` (``N = prod(lead)``; columns: lead index, then real/imaginary part), in
+    one pass. A block flagged ``True`` enters multiplied by ``i``: ``(re, im) -> (−im, re)``.
+    """
+    ref = parts[0][0]
+    lead, m = ref.shape[:-2], ref.shape[-1]
+    n = math.prod(lead)
+    q_total = sum(x.shape[-2] for x, _ in parts)
+    dtype = torch.float64 if ref.dtype == torch.complex128 else torch.float32
+    cols = torch.empty(m, q_total, n, 2, dtype=dtype, device=ref.device)
+    nd = len(lead)
+    order = (nd + 1, nd, *range(nd), nd + 2)  # (*lead, Q, M, 2) -> (M, Q, *lead, 2)
+    row = 0
+    for x, rotate in parts:
+        q = x.shape[-2]
+        xr = torch.view_as_real(x).permute(order)
+        dst = cols[:, row : row + q].view(m, q, *lead, 2)
+        if rotate:
+            torch.neg(xr[..., 1], out=dst[..., 0])
+            dst[..., 1].copy_(xr[..., 0])
+        else:
+            dst.copy_(xr)
+        row += q
+    return cols.view(m, q_total, 2 * n)
+
+
+def _uncolumns(y: Tensor, out: Tensor, rotate: bool = False) -> None:
+    """Write ``bmm`` rows ``y`` ``(M, P, 2N)`` into complex ``out`` ``(*lead, P, M)``
+    (``N = prod(lead)``, any strides), times ``i`` if ``rotate``: the inverse of
+    :func:`_columns` for one block."""
+    lead = out.shape[:-2]
+    m, p = y.shape[:2]
+    nd = len(lead)
+    order = (*range(2, nd + 2), 1, 0, nd + 2)  # (M, P, *lead, 2) -> (*lead, P, M, 2)
+    yr = y.view(m, p, *lead, 2).permute(order)
+    o = torch.view_as_real(out)
+    if rotate:
+        torch.neg(yr[..., 1], out=o[..., 0])
+        o[..., 1].copy_(yr[..., 0])
+    else:
+        o.copy_(yr)
+
+
+class GaussTransforms:
+    """Scalar and vector spherical-harmonic transforms on a Gauss–Legendre grid, each one FFT
+    along longitude plus one batched matmul over the orders ``m``.
+
+    Same tables and conventions as torch-harmonics' ``RealSHT``, ``InverseRealSHT``,
+    ``RealVectorSHT`` and ``InverseRealVectorSHT`` (``grid="legendre-gauss"``, orthonormal,
+    no Condon–Shortley phase, ``lmax = mmax``), whose results they reproduce to round-off;
+    torch-harmonics contracts every real/imaginary and component pair in a separate einsum
+    (8 per vector transform), which dominates a sub-step at small batches.
+
+    The vector transforms use that, with ``A = s``, ``B = i t`` (spheroidal/toroidal, or the
+    two grid components), both directions take the form ``(W₀A + W₁B, i(W₁A + W₀B))``, a
+    single real ``(2P, 2Q)`` block matrix ``[[W₀, W₁], [W₁, W₀]]`` per order.
+
+    Shapes: scalar grid ``(..., nlat, nlon)`` ↔ spectral ``(..., lmax, mmax)`` complex;
+    vector grid ``(..., 2, nlat, nlon)`` ↔ spectral ``(..., 2, lmax, mmax)``; the Fourier
+    coefficients in between are ``(..., nlat, mmax)`` complex.
+    """
+
+    def __init__(
+        self, nlat: int, nlon: int, lmax: int, device: torch.device, dtype: torch.dtype
+    ) -> None:
+        kw: dict[str, Any] = {"lmax": lmax, "mmax": lmax, "grid": "legendre-gauss"}
+        kw["csphase"] = False
+        opts = {"device": device, "dtype": dtype}
+        fwd = th.RealSHT(nlat, nlon, **kw).weights.to(torch.float64)  # (M, L, K)
+        inv = th.InverseRealSHT(nlat, nlon, **kw).pct.to(torch.float64)  # (M, L, K)
+        vfw = th.RealVectorSHT(nlat, nlon, **kw).weights.to(torch.float64)  # (2, M, L, K)
+        vin = th.InverseRealVectorSHT(nlat, nlon, **kw).dpct.to(torch.float64)  # (2, M, L, K)
+        # torch-harmonics scales the forward FFT (norm="forward") by 2π: folded in here.
+        self.fwd = (2 * math.pi * fwd).to(**opts).contiguous()
+        self.inv = inv.transpose(1, 2).to(**opts).contiguous()  # (M, K, L)
+        w0, w1 = 2 * math.pi * vfw[0], 2 * math.pi * vfw[1]
+        self.vfwd = torch.cat([torch.cat([w0, w1], 2), torch.cat([w1, w0], 2)], 1)
+        self.vfwd = self.vfwd.to(**opts).contiguous()  # (M, 2L, 2K)
+        d0, d1 = vin[0].transpose(1, 2), vin[1].transpose(1, 2)
+        self.vinv = torch.cat([torch.cat([d0, d1], 2), torch.cat([d1, d0], 2)], 1)
+        self.vinv = self.vinv.to(**opts).contiguous()  # (M, 2K, 2L)
+        self.nlat, self.nlon, self.lmax = nlat, nlon, lmax
+
+    # Fourier stage ------------------------------------------------------------------------
+    def to_fourier(self, x: Tensor) -> Tensor:
+        """Grid ``(..., nlat, nlon)`` -> the first ``mmax`` longitude Fourier coefficients."""
+        return torch.fft.rfft(x, dim=-1, norm="forward")[..., : self.lmax]
+
+    def from_fourier(self, f: Tensor) -> Tensor:
+        """Fourier coefficients ``(..., nlat, mmax)`` complex -> real ``(..., nlat, nlon)``
+        (overwrites the imaginary part of ``m = 0``: a real field's is zero)."""
+        f[..., 0].imag = 0.0
+        return torch.fft.irfft(f, n=self.nlon, dim=-1, norm="forward")
+
+    # Legendre stage -----------------------------------------------------------------------
+    def scalar_legendre(self, w: Tensor, x: Tensor, out: Tensor | None = None) -> Tensor:
+        """``w[m] @ x[..., :, m]`` for every order: ``x`` ``(..., Q, M)`` complex ->
+        ``(..., P, M)`` with ``w`` ``(M, P, Q)`` (:attr:`fwd` or :attr:`inv`)."""
+        y = torch.bmm(w, _columns([(x, False)]))
+        if out is None:
+            shape = (*x.shape[:-2], w.shape[1], x.shape[-1])
+            out = torch.empty(shape, dtype=x.dtype, device=x.device)
+        _uncolumns(y, out)
+        return out
+
+    def vector_legendre(self, w: Tensor, x: Tensor, out: Tensor | None = None) -> Tensor:
+        """``(W₀A + W₁B, i(W₁A + W₀B))`` with ``A, B = x₀, i x₁``: ``x`` ``(..., 2, Q, M)``
+        -> ``(..., 2, P, M)`` with ``w`` ``(M, 2P, 2Q)`` (:attr:`vfwd` or :attr:`vinv`)."""
+        y = torch.bmm(w, _columns([(x[..., 0, :, :], False), (x[..., 1, :, :], True)]))
+        p = w.shape[1] // 2
+        if out is None:
+            shape = (*x.shape[:-3], 2, p, x.shape[-1])
+            out = torch.empty(shape, dtype=x.dtype, device=x.device)
+        _uncolumns(y[:, :p], out[..., 0, :, :])
+        _uncolumns(y[:, p:], out[..., 1, :, :], rotate=True)
+        return out
+
+    # Transforms ----------------------------------------------------------------------------
+    def sht(self, x: Tensor) -> Tensor:
+        """Grid ``(..., nlat, nlon)`` real -> coefficients ``(..., lmax, mmax)`` complex."""
+        return self.scalar_legendre(self.fwd, self.to_fourier(x))
+
+    def sht_wavenumber_one(self, profile: Tensor, phase: float) -> Tensor:
+        """:meth:`sht` of ``profile(θ) · cos(λ − phase)`` without the grid: ``(..., nlat)`` real
+        latitude profiles -> ``(..., lmax, mmax)`` complex, nonzero in the order ``m = 1``
+        only (its Fourier coefficient is ``½ e^{−i·phase}`` times the profile)."""
+        col = profile.to(self.fwd.dtype) @ self.fwd[1].T  # (..., lmax)
+        out = torch.zeros(
+            (*profile.shape[:-1], self.lmax, self.lmax),
+            dtype=torch.complex128 if col.dtype == torch.float64 else torch.complex64,
+            device=col.device,
+        )
+        out[..., 1] = col * (0.5 * complex(math.cos(phase), -math.sin(phase)))
+        return out
+
+    def isht(self, s: Tensor) -> Tensor:
+        """Coefficients ``(..., lmax, mmax)`` complex -> grid ``(..., nlat, nlon)`` real."""
+        return self.from_fourier(self.scalar_legendre(self.inv, s))
+
+    def vsht(self, x: Tensor) -> Tensor:
+        """Vector grid ``(..., 2, nlat, nlon)`` ``(u_φ, u_θ)`` -> spheroidal/toroidal
+        coefficients ``(..., 2, lmax, mmax)``."""
+        return self.vector_legendre(self.vfwd, self.to_fourier(x))
+
+    def ivsht(self, s: Tensor) -> Tensor:
+        """Spheroidal/toroidal coefficients ``(..., 2, lmax, mmax)`` -> vector grid
+        ``(..., 2, nlat, nlon)``."""
+        return self.from_fourier(self.vector_legendre(self.vinv, s))
+
+
 class SphereOperators:
     """Transforms and spectral constants for one grid, device and dtype (built once, cached).
 
@@ -181,7 +332,6 @@ class SphereOperators:
         # csphase=False with vector components (u_φ, u_θ northward) gives the usual signs:
         # vsht -> (ζ, δ) / (a ∇²) (checked against solid-body rotation and a gradient field).
         out = {"grid": "equiangular", **kw}
-        gau = {"grid": "legendre-gauss", **kw}
 
         def mod(m: torch.nn.Module) -> torch.nn.Module:
             return m.to(device=device, dtype=dtype)
@@ -190,10 +340,14 @@ class SphereOperators:
         self.isht = mod(th.InverseRealSHT(nlat, nlon, **out))
         self.vsht = mod(th.RealVectorSHT(nlat, nlon, **out))
         self.ivsht = mod(th.InverseRealVectorSHT(nlat, nlon, **out))
-        self.sht_g = mod(th.RealSHT(ng, nlg, **gau))
-        self.isht_g = mod(th.InverseRealSHT(ng, nlg, **gau))
-        self.vsht_g = mod(th.RealVectorSHT(ng, nlg, **gau))
-        self.ivsht_g = mod(th.InverseRealVectorSHT(ng, nlg, **gau))
+        # The Gauss-grid transforms run every sub-step: the same Legendre tables as
+        # torch-harmonics', applied as one batched matmul per call (GaussTransforms).
+        gauss = GaussTransforms(ng, nlg, lmax, device, dtype)
+        self.sht_g = gauss.sht
+        self.isht_g = gauss.isht
+        self.vsht_g = gauss.vsht
+        self.ivsht_g = gauss.ivsht
+        self.gauss = gauss
         self.lmax = lmax
         self.radius = radius
         opts = {"device": device, "dtype": dtype}
@@ -235,11 +389,24 @@ def swe_tendency(s: Tensor, ops: SphereOperators, gravity: float, forcing: Tenso
     ``(B, L, L)`` in m/s or ``None``.
     """
     a = ops.radius
-    hz = ops.isht_g(s[:, :2])  # (B, 2, ng, nlg): h, ζ
-    uv = ops.ivsht_g(ops.invlap * s[:, 1:] / a)  # (B, 2, ng, nlg): u_φ, u_θ
-    fluxes = torch.stack([uv * (hz[:, 1:2] + ops.coriolis_g), uv * hz[:, :1]], dim=1)
-    cd = ops.lap * a * ops.vsht_g(fluxes)  # (B, 2, 2, L, L): [ηV, hV] x [curl, div]
-    energy = ops.sht_g(gravity * hz[:, 0] + 0.5 * (uv**2).sum(dim=1))
+    g = ops.gauss
+    b, lm = s.shape[0], ops.lmax
+    ng, nlg = g.nlat, g.nlon
+    # The same transforms as isht_g / ivsht_g / vsht_g / sht_g, with one inverse and one
+    # forward FFT for all fields (fewer, larger calls).
+    four = torch.empty(b, 4, ng, lm, dtype=s.dtype, device=s.device)
+    g.scalar_legendre(g.inv, s[:, :2], out=four[:, :2])
+    g.vector_legendre(g.vinv, ops.invlap * s[:, 1:] / a, out=four[:, 2:])
+    grid = g.from_fourier(four)  # (B, 4, ng, nlg): h, ζ, u_φ, u_θ
+    hz, uv = grid[:, :2], grid[:, 2:]
+    prod = torch.empty(b, 5, ng, nlg, dtype=grid.dtype, device=grid.device)
+    torch.mul(uv, hz[:, 1:2] + ops.coriolis_g, out=prod[:, 0:2])  # ηV
+    torch.mul(uv, hz[:, :1], out=prod[:, 2:4])  # hV
+    prod[:, 4] = gravity * hz[:, 0] + 0.5 * (uv**2).sum(dim=1)  # g h + K
+    spec = g.to_fourier(prod)
+    fluxes = spec[:, :4].reshape(b, 2, 2, ng, lm)
+    cd = ops.lap * a * g.vector_legendre(g.vfwd, fluxes)  # (B, 2, 2, L, L): [ηV, hV] x [curl, div]
+    energy = g.scalar_legendre(g.fwd, spec[:, 4])
     dh = -cd[:, 1, 1]
     if forcing is not None:
         dh = dh + forcing
@@ -401,15 +568,16 @@ class Sphere:
         if u is None or u.ndim != 2 or u.shape[0] != x.shape[0] or u.shape[1] != 2:
             got = None if u is None else tuple(u.shape)
             raise ConfigError(f"sphere parameters must be (B, 2) = (h_f0, sigma), got {got}")
-        h_f0, sigma = u[:, 0].to(x), u[:, 1].to(x)
-        shape = (self.forcing_lat_amplitude, self.forcing_lat_period, self.forcing_lon_period)
+        amp, sigma = (u[:, 0].to(x) / HOUR)[:, None], u[:, 1].to(x)[:, None]
 
         def source(t: float) -> Tensor:
-            hf = height_forcing(ops.lat_g, ops.lon_g, t, h_f0, sigma, *shape)
-            spec = ops.sht_g(hf)
-            # Analytically mass-neutral (zero longitude mean): drop the round-off l = 0 part.
-            spec[:, 0, 0] = 0
-            return spec
+            # height_forcing on the Gauss grid is (h_f0/3600)·merid(θ)·cos(λ − λ_c): all in
+            # the zonal wavenumber 1, so its transform is one Legendre column (no l = 0 part:
+            # exactly mass-neutral).
+            lon_c = 2 * math.pi * t / self.forcing_lon_period
+            lat_c = self.forcing_lat_amplitude * math.sin(2 * math.pi * t / self.forcing_lat_period)
+            merid = torch.exp(-((ops.lat_g[None, :] - lat_c) ** 2) / sigma**2)  # (B, nlat_g)
+            return ops.gauss.sht_wavenumber_one(amp * merid, lon_c)
 
         return source
 
@@ -435,7 +603,9 @@ class Sphere:
             elif k == 1:
                 s = damp * (s + h * (1.5 * hist[0] - 0.5 * hist[1]))
             else:
-                s = damp * (s + h * (23 * hist[0] - 16 * hist[1] + 5 * hist[2]) / 12)
+                # s + h(23 f₀ − 16 f₁ + 5 f₂)/12 as three fused multiply-adds, then the damping.
+                s = torch.add(s, hist[0], alpha=23 * h / 12)
+                s.add_(hist[1], alpha=-16 * h / 12).add_(hist[2], alpha=5 * h / 12).mul_(damp)
         return s
 
     # ----------------------------------------------------------------- parameters and states
