@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -168,6 +169,48 @@ def train_stage(
     each saved epoch (tests interrupt there); ``log(name, record)`` receives each epoch's
     record (loss, learning rate, validation score) on rank 0, e.g. :func:`tensorboard_log`.
     """
+    with flush_denormals():
+        return _train_stage(
+            objective,
+            params,
+            n_train,
+            stage,
+            seed,
+            state_dir,
+            name,
+            fingerprint,
+            progress,
+            on_epoch_end,
+            log,
+        )
+
+
+@contextmanager
+def flush_denormals() -> Iterator[None]:
+    """Flush denormal floats to zero inside the block (CPU). Early in training, gradients
+    and Adam moments pass through denormal magnitudes, where CPU arithmetic is 10-100x
+    slower (measured: a 128-wide LDNet step took 7 s instead of 0.5 s); the flush changes
+    results only below ~1e-38. Restores the default (off) afterwards."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _train_stage(
+    objective: Objective,
+    params: list[nn.Parameter],
+    n_train: int,
+    stage: StageConfig,
+    seed: int,
+    state_dir: Path,
+    name: str,
+    fingerprint: dict[str, Any],
+    progress: bool,
+    on_epoch_end: Callable[[int], None] | None,
+    log: Callable[[str, dict[str, float]], None] | None,
+) -> StageResult:
     rank = dist.get_rank() if dist.is_initialized() else 0
     model = objective
     if dist.is_initialized():
