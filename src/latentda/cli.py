@@ -139,6 +139,19 @@ def _tensorboard(directory: Path | None):  # noqa: ANN202 - a log callback or No
     return None if directory is None else tensorboard_log(directory)
 
 
+def _training_data(data: Path, out: Path):  # noqa: ANN202 - an xarray.Dataset
+    """Open the dataset, check that OUT is writable (before any long work) and join the
+    process group when launched by torchrun."""
+    from latentda.data import open_dataset
+    from latentda.data.distributed import rank_and_world
+    from latentda.io import prepare_output
+
+    ds = open_dataset(data)
+    prepare_output(out)
+    rank_and_world()
+    return ds
+
+
 @train_app.command("ldnet")
 def train_ldnet_command(
     data: Annotated[Path, typer.Option(help="Zarr store written by `latentda simulate`.")],
@@ -150,17 +163,13 @@ def train_ldnet_command(
 ) -> None:
     """Train an LDNet (stage 1 end to end, stage 2 reconstruction); writes OUT/ldnet.json,
     OUT/ldnet.safetensors and OUT/metrics.json."""
-    from latentda.data import open_dataset
-    from latentda.data.distributed import rank_and_world
-    from latentda.io import prepare_output
+    from latentda.data.distributed import is_rank0
     from latentda.surrogates.train_ldnet import train_config, train_ldnet
 
     cfg = train_config(_settings(config, override))
-    ds = open_dataset(data)
-    prepare_output(out)
-    rank, _ = rank_and_world()
+    ds = _training_data(data, out)
     metrics = train_ldnet(ds, out, cfg, progress=progress, log=_tensorboard(tensorboard))
-    if rank == 0:
+    if is_rank0():
         typer.echo(
             f"test_rel_rmse={metrics['test_rel_rmse']:.4f} (stage 1 "
             f"{metrics['test_rel_rmse_stage1']:.4f}; {metrics['averaged_over']['trajectories']} "
@@ -181,17 +190,13 @@ def train_encoder_command(
 ) -> None:
     """Train an observation encoder (fixed sensor order or location-aware) on the LDNet's
     latent trajectories; writes OUT/encoder.json, OUT/encoder.safetensors, OUT/metrics.json."""
-    from latentda.data import open_dataset
-    from latentda.data.distributed import rank_and_world
-    from latentda.io import prepare_output
+    from latentda.data.distributed import is_rank0
     from latentda.surrogates.train_encoder import encoder_config, train_encoder
 
     cfg = encoder_config(_settings(config, override))
-    ds = open_dataset(data)
-    prepare_output(out)
-    rank, _ = rank_and_world()
+    ds = _training_data(data, out)
     m = train_encoder(ds, ldnet, out, cfg, progress=progress, log=_tensorboard(tensorboard))
-    if rank == 0:
+    if is_rank0():
         typer.echo(
             f"latent_rel_error={m['latent_rel_error']:.4f} "
             f"param_rel_error={m['param_rel_error']:.4f} ({m['mode']}, {m['sensors']} sensors, "
@@ -211,17 +216,13 @@ def train_vae_command(
 ) -> None:
     """Train the VAE baseline (state and observation encoders, shared decoder) and VAE-dyn;
     writes OUT/vae.json, OUT/vae.safetensors and OUT/metrics.json."""
-    from latentda.data import open_dataset
-    from latentda.data.distributed import rank_and_world
-    from latentda.io import prepare_output
+    from latentda.data.distributed import is_rank0
     from latentda.surrogates.train_vae import train_vae, vae_config
 
     cfg = vae_config(_settings(config, override))
-    ds = open_dataset(data)
-    prepare_output(out)
-    rank, _ = rank_and_world()
+    ds = _training_data(data, out)
     m = train_vae(ds, out, cfg, progress=progress, log=_tensorboard(tensorboard))
-    if rank == 0:
+    if is_rank0():
         typer.echo(
             f"test_rel_rmse={m['test_rel_rmse']:.4f} (from observations "
             f"{m['test_rel_rmse_obs']:.4f}, VAE-dyn {m['test_rel_rmse_dyn']:.4f}; "

@@ -22,3 +22,8 @@ def barrier() -> None:
     """Wait for every rank (no-op in a single process)."""
     if dist.is_initialized():
         dist.barrier()
+
+
+def is_rank0() -> bool:
+    """Whether this process writes shared outputs (rank 0, or the only process)."""
+    return not dist.is_initialized() or dist.get_rank() == 0

@@ -24,7 +24,6 @@ class Layout(Tagged):
 
     registry: ClassVar[dict[str, type]] = {}
     default_tag: ClassVar[str | None] = "regular"
-    family: ClassVar[str] = "name"
 
     def points(
         self, axes: list[Tensor], periodic: tuple[bool, bool], gen: torch.Generator

@@ -20,6 +20,7 @@ import torch
 import xarray as xr
 from torch import Tensor
 
+from latentda.data.distributed import is_rank0
 from latentda.data.splits import (
     dataset_axes,
     dataset_info,
@@ -33,7 +34,7 @@ from latentda.observations.sensors import RandomLayout, SensorConfig, read_senso
 from latentda.schema import non_negative, parse, to_dict
 from latentda.surrogates.checkpoint import load_checkpoint, load_module_state, save_checkpoint
 from latentda.surrogates.encoder import EncoderConfig, build_encoder
-from latentda.surrogates.train_ldnet import LDNetRun, fit_initial_latents, load_ldnet
+from latentda.surrogates.train_ldnet import LDNetRun, PreparedSplit, load_ldnet, start_latents
 from latentda.surrogates.training import Objective, StageConfig, rank_share, train_stage
 from latentda.systems.registry import system_from_config
 
@@ -99,23 +100,16 @@ class Geometry:
 def prepare(ds: xr.Dataset, run: LDNetRun, geo: Geometry, every: int) -> dict[str, Sequences]:
     """Readings and targets of the three splits at frames ``0, every, 2·every, …``."""
     coords = grid_coords(ds)
+    fit_steps = run.meta["training"]["fit_steps"]
     out = {}
     for name in ("train", "val", "test"):
-        split = load_split(ds, name)
-        z = run.normaliser.normalise_fields(split.fields.double()).float()
-        u = run.normaliser.normalise_params(split.params).float()
-        model = run.model
+        split = PreparedSplit.build(load_split(ds, name), run.normaliser)
+        u, n_frames = split.u, split.fields.shape[1]
         with torch.no_grad():
-            s0 = None
-            if model.n_initial:
-                s0 = (
-                    model.initial_latents.detach()
-                    if name == "train"
-                    else fit_initial_latents(model, z[:, 0].flatten(2), coords, 200)
-                )
-            s = model.rollout(u, z.shape[1], s0=s0)
-        targets = torch.cat([s, u[:, None, :].expand(-1, z.shape[1], -1)], dim=-1)
-        z = z[:, ::every]
+            s0 = start_latents(run.model, split, coords, fit_steps, training=name == "train")
+            s = run.model.rollout(u, n_frames, s0=s0)
+        targets = torch.cat([s, u[:, None, :].expand(-1, n_frames, -1)], dim=-1)
+        z = split.fields.unflatten(-1, split.raw.shape[-2:])[:, ::every]
         out[name] = Sequences(z, geo.read(z), targets[:, ::every].contiguous())
     return out
 
@@ -269,9 +263,7 @@ def train_encoder(
         "ldnet": ldnet_hash,
         "data": info,
     }
-    import torch.distributed as dist
-
-    if not dist.is_initialized() or dist.get_rank() == 0:
+    if is_rank0():
         save_checkpoint(out, KIND, enc.state_dict(), meta)
         write_json(out / "metrics.json", metrics)
     return metrics

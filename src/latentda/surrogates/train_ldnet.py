@@ -19,6 +19,7 @@ import torch
 import xarray as xr
 from torch import Tensor
 
+from latentda.data.distributed import is_rank0
 from latentda.data.normalise import Normaliser
 from latentda.data.splits import (
     TrajectorySet,
@@ -147,6 +148,19 @@ def frozen(model: torch.nn.Module) -> Iterator[None]:
             p.requires_grad_(f)
 
 
+def start_latents(
+    model: LDNet, split: PreparedSplit, coords: Tensor, fit_steps: int, training: bool
+) -> Tensor | None:
+    """Initial latents ``s_0`` ``(n, d_s)`` of a split for a learned-start model: the learned
+    ones for the training split (in its order), fitted to frame 0 for any other; ``None`` for
+    a shifted start, whose ``s_0`` follows from the parameters."""
+    if not model.n_initial:
+        return None
+    if training:
+        return model.initial_latents.detach()
+    return fit_initial_latents(model, split.fields[:, 0], coords, fit_steps)
+
+
 def evaluate(
     model: LDNet,
     split: PreparedSplit,
@@ -159,9 +173,7 @@ def evaluate(
     (all, or the indices ``points`` ``(m,)``) and channels. Latents are rolled out with the
     true parameters; a learned-start model first fits each ``s_0`` to frame 0."""
     n, t = split.fields.shape[:2]
-    s0 = None
-    if model.n_initial:
-        s0 = fit_initial_latents(model, split.fields[:, 0], coords, fit_steps)
+    s0 = start_latents(model, split, coords, fit_steps, training=False)
     where = slice(None) if points is None else points
     xi = coords[where]
     scores = torch.empty(n, t, dtype=torch.float64)
@@ -290,8 +302,8 @@ def train_ldnet(
     for p in model.dynamics_parameters():
         p.requires_grad_(False)
     with torch.no_grad():
-        which = torch.arange(n_train) if model.n_initial else None
-        latents = model.rollout(data["train"].u, n_frames, which=which)
+        s0 = start_latents(model, data["train"], coords, config.fit_steps, training=True)
+        latents = model.rollout(data["train"].u, n_frames, s0=s0)
     stage2 = ReconstructionLoss(
         model, data["train"], coords, config.stage2, val_score, latents=latents
     )
@@ -344,7 +356,7 @@ def train_ldnet(
         "data": info["fingerprint"],
         "config": to_dict(config),
     }
-    if _is_rank0():
+    if is_rank0():
         save_checkpoint(out, KIND, model.state_dict(), meta)
         write_json(out / "metrics.json", metrics)
     return metrics
@@ -358,12 +370,6 @@ def _stage_summary(r: StageResult) -> dict[str, Any]:
         "seconds": r.seconds,
         "stopped_early": r.stopped_early,
     }
-
-
-def _is_rank0() -> bool:
-    import torch.distributed as dist
-
-    return not dist.is_initialized() or dist.get_rank() == 0
 
 
 def load_ldnet(directory: str | Path, ds: xr.Dataset | None = None) -> LDNetRun:

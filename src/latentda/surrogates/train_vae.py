@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import xarray as xr
 from torch import Tensor
 
+from latentda.data.distributed import is_rank0
 from latentda.data.normalise import Normaliser
 from latentda.data.splits import dataset_info, load_split, normaliser_for
 from latentda.errors import ConfigError
@@ -118,12 +118,10 @@ class VAELoss(Objective):
         val: FrameData,
         norm: Normaliser,
         level: float,
-        seed: int,
     ) -> None:
         super().__init__()
         self.vae = vae
         self._train, self._val, self._norm, self._level = train, val, norm, level
-        self._seed = seed
 
     def forward(self, batch: Tensor, gen: torch.Generator) -> Tensor:
         x = self._train.fields.flatten(0, 1)[batch]
@@ -212,7 +210,7 @@ def train_vae(
     level = config.sensors.noise_level
     t0 = time.perf_counter()
     r_vae = train_stage(
-        VAELoss(vae, data["train"], data["val"], norm, level, config.seed),
+        VAELoss(vae, data["train"], data["val"], norm, level),
         list(vae.parameters()),
         n_train * t,
         config.stage,
@@ -276,7 +274,7 @@ def train_vae(
         "points": geo.points.tolist(),
         "data": info,
     }
-    if not dist.is_initialized() or dist.get_rank() == 0:
+    if is_rank0():
         tensors = {**prefixed("vae", vae.state_dict()), **prefixed("dyn", dyn.state_dict())}
         save_checkpoint(out, KIND, tensors, meta)
         write_json(out / "metrics.json", metrics)
