@@ -1,5 +1,6 @@
 """Surrogate benchmark (issue 4): LDNet accuracy and training time, latent vs full-order speed,
-and observation encoders, on one system, every model trained through the real CLI.
+observation encoders and the VAE baselines, on one system, every model trained through the
+real CLI.
 
 Steps (each reuses what an earlier run produced: datasets and trained models are resumable):
 
@@ -11,12 +12,18 @@ Steps (each reuses what an earlier run produced: datasets and trained models are
 3. speed: 20 members over all frames, LDNet latent rollout against the full-order solver, same
    process and device, best of ``--repeats``;
 4. ``latentda train encoder`` in both modes (10×10 sensors, 10 % noise), test errors of
-   (ŝ, û).
+   (ŝ, û);
+5. ``latentda train vae`` on the dataset of step 1 (the paper's latent size, 400 on the plane
+   and 512 on the sphere; 10×10 sensors, 10 % noise): VAE and VAE-dyn test scores.
+
+The printed table follows the LD-EnSF paper's Table 1: VAE, VAE-dyn and LDNet relative RMSE
+beside the paper's values.
 
 Usage::
 
     .venv/bin/python benchmarks/surrogates.py --system kolmogorov --size bench \\
-        [--trajectories 200] [--variants fixed trainable learned] [--epochs1 300 --epochs2 100]
+        [--trajectories 200] [--variants fixed trainable learned] [--epochs1 300 --epochs2 100] \\
+        [--vae-epochs 30 --vae-dyn-epochs 300]
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from _common import save
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [str(Path(sys.executable).parent / "latentda")]
 LATENT_DIM = {"kolmogorov": 9, "tsunami": 10, "sphere": 50}
+VAE_LATENT_DIM = {"kolmogorov": 400, "tsunami": 400, "sphere": 512}
 PAPER = {  # LD-EnSF paper, Table 1: VAE / VAE-dyn / LDNet relative RMSE
     "kolmogorov": (0.0131, 0.964, 0.0123),
     "tsunami": (0.0309, 1.33, 0.0168),
@@ -70,20 +78,34 @@ def dataset(work: Path, system: str, size: str, n: int, extra: list[str]) -> Pat
     return path
 
 
+def train(kind: str, data: Path, out: Path, sets: list[str], *options: str) -> dict:
+    """``latentda train KIND`` with ``--set`` overrides ``key=value``; its ``metrics.json``."""
+    overrides = [a for e in sets for a in ("--set", e)]
+    sh(
+        *CLI,
+        "train",
+        kind,
+        "--data",
+        str(data),
+        *options,
+        "--out",
+        str(out),
+        "--no-progress",
+        *overrides,
+    )
+    return json.loads((out / "metrics.json").read_text())
+
+
 def train_ldnet(
     data: Path, out: Path, system: str, args: argparse.Namespace, extra: list[str]
 ) -> dict:
     sets = [
-        "--set",
         f"model.latent_dim={LATENT_DIM[system]}",
-        "--set",
         f"stage1.epochs={args.epochs1}",
-        "--set",
         f"stage2.epochs={args.epochs2}",
-        *[a for e in extra for a in ("--set", e)],
+        *extra,
     ]
-    sh(*CLI, "train", "ldnet", "--data", str(data), "--out", str(out), "--no-progress", *sets)
-    return json.loads((out / "metrics.json").read_text())
+    return train("ldnet", data, out, sets)
 
 
 def speed(data: Path, ldnet_dir: Path, repeats: int) -> dict:
@@ -131,23 +153,69 @@ def speed(data: Path, ldnet_dir: Path, repeats: int) -> dict:
 
 
 def train_encoder(data: Path, ldnet_dir: Path, out: Path, mode: str, epochs: int) -> dict:
-    sh(
-        *CLI,
-        "train",
-        "encoder",
-        "--data",
-        str(data),
-        "--ldnet",
-        str(ldnet_dir),
-        "--out",
-        str(out),
-        "--no-progress",
-        "--set",
-        f"model.mode={mode}",
-        "--set",
-        f"stage.epochs={epochs}",
-    )
-    return json.loads((out / "metrics.json").read_text())
+    sets = [f"model.mode={mode}", f"stage.epochs={epochs}"]
+    return train("encoder", data, out, sets, "--ldnet", str(ldnet_dir))
+
+
+def train_vae(
+    data: Path, out: Path, system: str, epochs: int | None, dyn_epochs: int | None
+) -> dict:
+    """VAE then VAE-dyn; ``None`` epochs keep the CLI's defaults."""
+    sets = [f"model.latent_dim={VAE_LATENT_DIM[system]}"]
+    if epochs is not None:
+        sets.append(f"stage.epochs={epochs}")
+    if dyn_epochs is not None:
+        sets.append(f"dyn_stage.epochs={dyn_epochs}")
+    return train("vae", data, out, sets)
+
+
+def table(results: dict) -> list[str]:
+    """The surrogate comparison of the paper's Table 1 as markdown lines, one row per model.
+    A ``+`` marks time and parameters on top of the row above: VAE-dyn is trained on the
+    VAE's latents, and LDNet stage 2 fine-tunes the stage 1 model (no new parameters)."""
+    vae_paper, dyn_paper, ldnet_paper = PAPER[results["system"]]
+    rows: list[tuple[str, float, float | None, str, str]] = []
+    if (v := results["vae"]) is not None:
+        rows += [
+            (
+                "VAE",
+                v["test_rel_rmse"],
+                vae_paper,
+                f"{v['stage_seconds']['vae']:.0f}",
+                str(v["parameters"]),
+            ),
+            (
+                "VAE-dyn",
+                v["test_rel_rmse_dyn"],
+                dyn_paper,
+                f"+{v['stage_seconds']['vae_dyn']:.0f}",
+                f"+{v['parameters_dyn']}",
+            ),
+        ]
+    for name, m in results["ldnet"].items():
+        # The paper's LDNet was trained and scored on shared-initial-condition data only.
+        paper = None if name == "learned" else ldnet_paper
+        rows += [
+            (
+                f"LDNet {name} stage 1",
+                m["test_rel_rmse_stage1"],
+                None,
+                f"{m['stage1']['seconds']:.0f}",
+                str(m["parameters"]),
+            ),
+            (
+                f"LDNet {name} stage 2",
+                m["test_rel_rmse"],
+                paper,
+                f"+{m['stage2']['seconds']:.0f}",
+                str(m["parameters"]),
+            ),
+        ]
+    lines = ["| model | test rel RMSE | paper | train s | params |", "|---|---|---|---|---|"]
+    for name, score, paper, seconds, params in rows:
+        ref = "–" if paper is None else f"{paper:g}"
+        lines.append(f"| {name} | {score:.4f} | {ref} | {seconds} | {params} |")
+    return lines
 
 
 def main() -> None:
@@ -160,6 +228,11 @@ def main() -> None:
     p.add_argument("--epochs2", type=int, default=100)
     p.add_argument("--encoder-epochs", type=int, default=200)
     p.add_argument("--no-encoders", action="store_true")
+    p.add_argument("--vae-epochs", type=int, default=None, help="VAE epochs (default: CLI's)")
+    p.add_argument(
+        "--vae-dyn-epochs", type=int, default=None, help="VAE-dyn epochs (default: CLI's)"
+    )
+    p.add_argument("--no-vae", action="store_true")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "data")
     args = p.parse_args()
@@ -174,6 +247,7 @@ def main() -> None:
         "epochs": [args.epochs1, args.epochs2],
         "ldnet": {},
         "encoders": {},
+        "vae": None,
     }
     for variant in args.variants:
         extra, source = [], data
@@ -196,24 +270,17 @@ def main() -> None:
             results["encoders"][mode] = train_encoder(
                 data, base, runs / f"{tag}-encoder-{mode}", mode, args.encoder_epochs
             )
+    if not args.no_vae:
+        results["vae"] = train_vae(
+            data, runs / f"{tag}-vae", args.system, args.vae_epochs, args.vae_dyn_epochs
+        )
     path = save(f"surrogates-{tag}", results)
 
-    vae, dyn, ld = PAPER[args.system]
     print(
         f"\n## {args.system} at {args.size} ({args.trajectories} trajectories; test split "
         f"{next(iter(results['ldnet'].values()))['averaged_over']['trajectories']})"
     )
-    print(
-        "| LDNet variant | test rel RMSE stage 1 | stage 2 | train s | epochs s1/s2 | "
-        f"params | paper LDNet {ld} |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for name, m in results["ldnet"].items():
-        print(
-            f"| {name} | {m['test_rel_rmse_stage1']:.4f} | {m['test_rel_rmse']:.4f} | "
-            f"{m['train_time_s']:.0f} | {m['stage1']['epochs']}/{m['stage2']['epochs']} | "
-            f"{m['parameters']} | |"
-        )
+    print("\n".join(table(results)))
     s = results["speed"]
     print(
         f"\nspeed, {s['members']} members x {s['frames']} frames: latent {s['latent_s']:.4f} s,"

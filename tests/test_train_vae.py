@@ -12,7 +12,7 @@ import pytest
 from latentda.data import open_dataset
 from latentda.data.splits import load_split
 from latentda.errors import ConfigError
-from latentda.surrogates.train_encoder import Geometry
+from latentda.surrogates.sensing import Geometry
 from latentda.surrogates.train_vae import frame_data, load_vae, score_vae, train_vae, vae_config
 
 TINY = {

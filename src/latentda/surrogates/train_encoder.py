@@ -21,22 +21,16 @@ import xarray as xr
 from torch import Tensor
 
 from latentda.data.distributed import is_rank0
-from latentda.data.splits import (
-    dataset_axes,
-    dataset_info,
-    grid_coords,
-    load_split,
-    unit_coords,
-)
+from latentda.data.splits import dataset_info, grid_coords, load_split, unit_coords
 from latentda.errors import ConfigError, DataError
 from latentda.io import write_json
-from latentda.observations.sensors import RandomLayout, SensorConfig, read_sensors
+from latentda.observations.sensors import RandomLayout, SensorConfig
 from latentda.schema import non_negative, parse, to_dict
 from latentda.surrogates.checkpoint import load_checkpoint, load_module_state, save_checkpoint
 from latentda.surrogates.encoder import EncoderConfig, build_encoder
+from latentda.surrogates.sensing import Geometry, noisy
 from latentda.surrogates.train_ldnet import LDNetRun, PreparedSplit, load_ldnet, start_latents
 from latentda.surrogates.training import Objective, StageConfig, rank_share, train_stage
-from latentda.systems.registry import system_from_config
 
 KIND = "encoder"
 
@@ -80,23 +74,6 @@ class Sequences:
     targets: Tensor
 
 
-class Geometry:
-    """Grid axes, periodicity and the sensor points of a dataset and layout."""
-
-    def __init__(self, ds: xr.Dataset, sensors: SensorConfig, seed: int) -> None:
-        info = dataset_info(ds)
-        self.axes = dataset_axes(ds)
-        self.periodic = system_from_config(info["system"]).periodic_axes
-        self.points = sensors.layout.points(
-            self.axes, self.periodic, torch.Generator().manual_seed(seed)
-        )
-        self.unit = unit_coords(self.points, self.axes)
-
-    def read(self, fields: Tensor, points: Tensor | None = None) -> Tensor:
-        pts = self.points if points is None else points
-        return read_sensors(fields, pts, self.axes, self.periodic).float()
-
-
 def prepare(ds: xr.Dataset, run: LDNetRun, geo: Geometry, every: int) -> dict[str, Sequences]:
     """Readings and targets of the three splits at frames ``0, every, 2·every, …``."""
     coords = grid_coords(ds)
@@ -111,17 +88,6 @@ def prepare(ds: xr.Dataset, run: LDNetRun, geo: Geometry, every: int) -> dict[st
         targets = torch.cat([s, u[:, None, :].expand(-1, n_frames, -1)], dim=-1)
         z = split.fields.unflatten(-1, split.raw.shape[-2:])[:, ::every]
         out[name] = Sequences(z, geo.read(z), targets[:, ::every].contiguous())
-    return out
-
-
-def noisy(readings: Tensor, level: float, drop_rate: float, gen: torch.Generator) -> Tensor:
-    """Readings plus ``N(0, level²)`` noise (normalised units, so ``σ_c = level·std_c`` in
-    physical units) with a fraction ``drop_rate`` of them set missing (NaN)."""
-    out = readings + level * torch.randn(readings.shape, generator=gen)
-    if drop_rate > 0:
-        out = out.masked_fill(
-            torch.rand(readings.shape[:-1], generator=gen)[..., None] < drop_rate, float("nan")
-        )
     return out
 
 

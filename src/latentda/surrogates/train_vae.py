@@ -37,7 +37,7 @@ from latentda.surrogates.checkpoint import (
     unprefixed,
 )
 from latentda.surrogates.latent_dynamics import LatentDynamics, LatentDynamicsConfig, dyn_loss
-from latentda.surrogates.train_encoder import Geometry, noisy
+from latentda.surrogates.sensing import Geometry, noisy
 from latentda.surrogates.training import Objective, StageConfig, rank_share, train_stage
 from latentda.surrogates.vae import ConvVAE, VAEConfig
 
