@@ -14,6 +14,7 @@ from torch import Tensor
 
 from latentda.data.normalise import Normaliser
 from latentda.errors import DataError
+from latentda.systems.registry import system_from_config
 
 SPLITS = ("train", "val", "test")
 
@@ -106,6 +107,18 @@ def unit_coords(points: Tensor, axes: list[Tensor]) -> Tensor:
         span = (hi - lo) or 1.0
         cols.append(2.0 * (points[..., k].double() - lo) / span - 1.0)
     return torch.stack(cols, dim=-1).float()
+
+
+def unit_periods(ds: xr.Dataset) -> tuple[float | None, float | None]:
+    """Period of each grid axis in the units of :func:`unit_coords` (``None``: not periodic).
+
+    A periodic axis of ``n`` nodes spaced ``h`` has period ``n h``; its nodes span
+    ``(n − 1) h``, mapped to a length of 2, so the period is ``2n / (n − 1)``."""
+    periodic = system_from_config(dataset_info(ds)["system"]).periodic_axes
+    return tuple(  # type: ignore[return-value]
+        2.0 * len(a) / (len(a) - 1) if per and len(a) > 1 else None
+        for a, per in zip(dataset_axes(ds), periodic, strict=True)
+    )
 
 
 def dataset_axes(ds: xr.Dataset) -> list[Tensor]:

@@ -48,13 +48,28 @@ class FourierFeatures(nn.Module):
     """Random Fourier features ``γ(ξ) = [sin(2π B ξ), cos(2π B ξ)]`` of coordinates.
 
     ``B`` is ``(m, k)`` with entries ``N(0, scale²)`` drawn from ``seed``; a buffer (fixed) by
-    default, a parameter when ``trainable``. Input ``(…, k)`` -> output ``(…, 2m)``.
+    default, a parameter when ``trainable``. On an axis ``a`` with period ``L_a`` (in the units
+    of ``ξ``; ``periods[a]`` not ``None``) column ``a`` is snapped to the nearest multiple of
+    ``1/L_a``, so every feature is exactly ``L_a``-periodic: a field on a periodic domain then
+    has no seam, and each feature is a discrete Fourier mode of the grid. (A trainable ``B``
+    starts periodic and is free to leave the lattice.) Input ``(…, k)`` -> output ``(…, 2m)``.
     """
 
-    def __init__(self, k: int, m: int, scale: float, seed: int, trainable: bool) -> None:
+    def __init__(
+        self,
+        k: int,
+        m: int,
+        scale: float,
+        seed: int,
+        trainable: bool,
+        periods: tuple[float | None, ...] | None = None,
+    ) -> None:
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         b = torch.randn(m, k, generator=gen) * scale
+        for a, period in enumerate(periods or ()):
+            if period is not None:
+                b[:, a] = torch.round(b[:, a] * period) / period
         if trainable:
             self.B = nn.Parameter(b)
         else:

@@ -45,6 +45,8 @@ class LDNetConfig:
     fourier_features: int = 64
     fourier_scale: float = 1.0
     trainable_fourier: bool = False
+    #: Snap the Fourier frequencies to the domain's period on the data's periodic axes.
+    periodic_features: bool = True
     activation: Literal["tanh", "gelu", "silu"] = "gelu"
     latent_dt: float = 0.1
     initial: Literal["shifted", "learned"] = "shifted"
@@ -76,6 +78,9 @@ class LDNet(nn.Module):
     n_initial
         Number of learned initial latents (training trajectories) when
         ``config.initial == "learned"``; ignored otherwise.
+    periods
+        Period of each coordinate axis in units of ``ξ`` (``None``: not periodic), used when
+        ``config.periodic_features``; see :class:`FourierFeatures`.
     """
 
     def __init__(
@@ -85,10 +90,12 @@ class LDNet(nn.Module):
         n_channels: int,
         coord_dim: int = 2,
         n_initial: int = 0,
+        periods: tuple[float | None, ...] | list[float | None] | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.n_params, self.n_channels, self.coord_dim = n_params, n_channels, coord_dim
+        self.periods = tuple(periods) if periods is not None else None
         c = config
         # Weights come from the config's seed without touching the global RNG stream.
         with torch.random.fork_rng(devices=[]):
@@ -97,7 +104,12 @@ class LDNet(nn.Module):
                 n_params + c.latent_dim, c.dyn_width, c.latent_dim, c.dyn_layers, c.activation
             )
             self.features = FourierFeatures(
-                coord_dim, c.fourier_features, c.fourier_scale, c.seed + 1, c.trainable_fourier
+                coord_dim,
+                c.fourier_features,
+                c.fourier_scale,
+                c.seed + 1,
+                c.trainable_fourier,
+                self.periods if c.periodic_features else None,
             )
             self.lift_xi = nn.Linear(2 * c.fourier_features, c.recon_width)
             self.lift_s = nn.Linear(c.latent_dim, c.recon_width, bias=False)

@@ -27,6 +27,7 @@ from latentda.data.splits import (
     grid_coords,
     load_split,
     normaliser_for,
+    unit_periods,
 )
 from latentda.errors import DataError
 from latentda.io import write_json
@@ -177,11 +178,16 @@ def evaluate(
     where = slice(None) if points is None else points
     xi = coords[where]
     scores = torch.empty(n, t, dtype=torch.float64)
+    # Frames per reconstruction call, so each activation stays near 2^20 numbers: larger
+    # ones are fresh mmaps whose page faults doubled the cost of a full-grid evaluation.
+    chunk = max(1, (1 << 20) // (xi.shape[0] * model.config.recon_width))
     with torch.no_grad():
         lifted = model.coordinate_lift(xi)
         for i in range(n):
             s = model.rollout(split.u[i : i + 1], t, s0=None if s0 is None else s0[i : i + 1])
-            pred = model.reconstruct(s[0], xi, lifted=lifted)  # (T, P, C)
+            pred = torch.cat(
+                [model.reconstruct(c, xi, lifted=lifted) for c in s[0].split(chunk)]
+            )  # (T, P, C)
             pred = norm.denormalise_fields(pred.double(), channel_axis=-1).transpose(1, 2)
             true = split.raw[i].double().flatten(2)[..., where]  # (T, C, P)
             scores[i] = relative_rmse(pred.flatten(1), true.flatten(1))
@@ -269,6 +275,7 @@ def train_ldnet(
         n_channels=len(info["channels"]),
         coord_dim=coords.shape[1],
         n_initial=n_train,
+        periods=unit_periods(ds),
     )
     fp = {"config": to_dict(config), "data": info["fingerprint"]}
     t0 = time.perf_counter()
@@ -331,6 +338,7 @@ def train_ldnet(
             "n_channels": model.n_channels,
             "coord_dim": model.coord_dim,
             "n_initial": model.n_initial,
+            "periods": model.periods,
         },
         "normaliser": norm.to_dict(),
         "data": info,
