@@ -130,6 +130,26 @@ class EnSF:
         if self.score_clip is not None and not self.score_clip > 0:
             raise ConfigError(f"EnSF score_clip must be > 0, got {self.score_clip}")
 
+    def growth(self, precision: float) -> float:
+        """How much the explicit steps can amplify a perturbation of ``z``, for a Gaussian
+        likelihood of precision ``precision`` (``1/σ²`` along an observed direction, in the
+        states' units) and the per-member prior score.
+
+        One step maps ``z ↦ a_n z + …`` with
+        ``a_n = 1 − Δτ b − Δτ g² (1/β² + h c² · precision)`` (``c`` = :attr:`scale`); the
+        result is ``max_m Π_{n ≥ m} |a_n|``, the worst growth from any step to the end. Far
+        above 1 the analysis explodes, to Inf or to huge finite values: the step ``Δτ`` must
+        resolve the likelihood's curvature, roughly ``c² · precision ≲ K``.
+        """
+        sched, dtau = self.schedule, 1.0 / self.steps
+        worst = running = 1.0
+        for n in reversed(range(self.steps)):
+            tau = 1.0 - n * dtau
+            curvature = 1.0 / sched.beta2(tau) + (1.0 - tau) * self.scale**2 * precision
+            running *= abs(1.0 - dtau * (sched.drift(tau) + sched.diffusion2(tau) * curvature))
+            worst = max(worst, running)
+        return worst
+
     def likelihood_score(self, z: Tensor, y: Tensor, observer: Observer) -> Tensor:
         """``∇_z log p(y | scale·z) = scale · J_H(x)ᵀ (y − H(x))/σ²`` ``(N, d)``, NaN = missing."""
         y0, weight = observer.precision(y, z.dtype, z.device)
