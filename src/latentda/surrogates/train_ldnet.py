@@ -328,7 +328,6 @@ def train_ldnet(
         log,
     )
     test2 = evaluate(model, data["test"], coords, norm, config.fit_steps)
-    seconds = time.perf_counter() - t0
 
     meta = {
         "kind": KIND,
@@ -356,7 +355,9 @@ def train_ldnet(
         },
         "initial_latent": config.model.initial
         + (" (fitted to frame 0 of each test trajectory)" if model.n_initial else ""),
-        "train_time_s": seconds,
+        # Stage seconds add up over resumed runs; this process's wall time may not.
+        "train_time_s": r1.seconds + r2.seconds,
+        "wall_s": time.perf_counter() - t0,
         "parameters": sum(p.numel() for p in model.parameters()),
         "latent_dim": config.model.latent_dim,
         "stage1": _stage_summary(r1),

@@ -243,7 +243,6 @@ def train_vae(
         on_epoch_end,
         log,
     )
-    seconds = time.perf_counter() - t0
     test = data["test"]
     t_read = noisy(test.readings, level, 0.0, torch.Generator().manual_seed(config.seed + 13))
     scores = {
@@ -258,8 +257,10 @@ def train_vae(
         "averaged_over": {"trajectories": int(test.fields.shape[0]), "frames": t, "split": "test"},
         "sensors": int(geo.points.shape[0]),
         "noise_level": level,
-        "train_time_s": seconds,
+        # Stage seconds add up over resumed runs; this process's wall time may not.
+        "train_time_s": r_vae.seconds + r_dyn.seconds,
         "stage_seconds": {"vae": r_vae.seconds, "vae_dyn": r_dyn.seconds},
+        "wall_s": time.perf_counter() - t0,
         "parameters": sum(p.numel() for p in vae.parameters()),
         "parameters_dyn": sum(p.numel() for p in dyn.parameters()),
         "latent_dim": vae.config.latent_dim,
