@@ -22,7 +22,7 @@ beside the paper's values.
 Usage::
 
     .venv/bin/python benchmarks/surrogates.py --system kolmogorov --size bench \\
-        [--trajectories 200] [--variants fixed trainable learned] [--epochs1 300 --epochs2 100] \\
+        [--trajectories 200] [--variants fixed trainable learned] [--epochs1 450 --epochs2 50] \\
         [--vae-epochs 30 --vae-dyn-epochs 300]
 """
 
@@ -101,8 +101,8 @@ def train_ldnet(
 ) -> dict:
     sets = [
         f"model.latent_dim={LATENT_DIM[system]}",
-        f"stage1.epochs={args.epochs1}",
-        f"stage2.epochs={args.epochs2}",
+        *([f"stage1.epochs={args.epochs1}"] if args.epochs1 is not None else []),
+        *([f"stage2.epochs={args.epochs2}"] if args.epochs2 is not None else []),
         *extra,
     ]
     return train("ldnet", data, out, sets)
@@ -224,8 +224,8 @@ def main() -> None:
     p.add_argument("--size", default="bench")
     p.add_argument("--trajectories", type=int, default=200)
     p.add_argument("--variants", nargs="*", default=["fixed", "trainable", "learned"])
-    p.add_argument("--epochs1", type=int, default=300)
-    p.add_argument("--epochs2", type=int, default=100)
+    p.add_argument("--epochs1", type=int, default=None, help="stage 1 epochs (default: CLI's)")
+    p.add_argument("--epochs2", type=int, default=None, help="stage 2 epochs (default: CLI's)")
     p.add_argument("--encoder-epochs", type=int, default=200)
     p.add_argument("--no-encoders", action="store_true")
     p.add_argument("--vae-epochs", type=int, default=None, help="VAE epochs (default: CLI's)")

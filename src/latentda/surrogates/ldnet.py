@@ -40,10 +40,10 @@ class LDNetConfig:
     latent_dim: int = 9
     dyn_width: int = 64
     dyn_layers: int = 3
-    recon_width: int = 64
-    recon_blocks: int = 3
+    recon_width: int = 128
+    recon_blocks: int = 4
     fourier_features: int = 64
-    fourier_scale: float = 1.0
+    fourier_scale: float = 2.0
     trainable_fourier: bool = False
     #: Snap the Fourier frequencies to the domain's period on the data's periodic axes.
     periodic_features: bool = True

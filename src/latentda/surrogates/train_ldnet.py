@@ -52,15 +52,17 @@ class LDNetTrainConfig:
 
     model: LDNetConfig = field(default_factory=LDNetConfig)
     # On CPU an Adam step costs ~ batch·frames·points reconstruction evaluations, so each
-    # step looks at 10 random frames per trajectory: many cheap steps beat few dense ones.
+    # step looks at 10 random frames of 2 trajectories: many cheap steps beat few dense ones
+    # (Kolmogorov bench, equal compute, validation rel RMSE after 40 epochs: batch 2 0.30 vs
+    # batch 8 0.46; lr 1e-2 0.18 vs 3e-3 0.22 vs 1e-3 0.34; BENCHMARKS.md).
     stage1: StageConfig = field(
         default_factory=lambda: StageConfig(
-            epochs=300, batch_size=8, points=256, frames=10, lr=1e-3
+            epochs=450, batch_size=2, points=256, frames=10, lr=5e-3, eval_every=10
         )
     )
     stage2: StageConfig = field(
         default_factory=lambda: StageConfig(
-            epochs=50, batch_size=8, points=1024, frames=10, lr=3e-4
+            epochs=50, batch_size=2, points=512, frames=10, lr=1e-3, eval_every=10
         )
     )
     #: Adam steps fitting the initial latent of a new trajectory to its frame 0 (learned start).
