@@ -9,7 +9,7 @@ grid points, free latent), to separate the decoder's capacity from the dynamics.
 Usage::
 
     .venv/bin/python benchmarks/ldnet_sweep.py --data D.zarr --epochs 40 --batch 2 --lr 1e-2 \\
-        --scale 3 [--no-periodic] [--width 128 --blocks 4] [--threads 1]
+        --scale 3 [--no-periodic] [--precision bfloat16] [--width 128 --blocks 4] [--threads 1]
     .venv/bin/python benchmarks/ldnet_sweep.py --data D.zarr --single --scale 3 --steps 2000
 """
 
@@ -45,6 +45,7 @@ def main() -> None:
     p.add_argument("--features", type=int, default=64)
     p.add_argument("--scale", type=float, default=2.0)
     p.add_argument("--no-periodic", action="store_true")
+    p.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
     p.add_argument("--single", action="store_true")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--threads", type=int, default=1)
@@ -80,6 +81,7 @@ def main() -> None:
             lr=a.lr,
             eval_every=10,
             patience=0,
+            precision=a.precision,
         )
 
         def val() -> float:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.distributed as dist
@@ -90,7 +90,9 @@ class StageConfig:
     """One training stage. ``batch_size`` is global (over all ranks); ``patience`` counts
     evaluations without improvement before stopping early (0: never). Field models draw,
     per step, ``frames`` random frames of each trajectory (0: all) and ``points`` random grid
-    points in each of them."""
+    points in each of them. ``precision = "bfloat16"`` runs the forward pass under autocast
+    (weights, optimiser and validation stay float32): on CPUs with AVX512-BF16 a step of the
+    128-wide LDNet decoder is ~2x faster."""
 
     epochs: int = 300
     batch_size: int = 8
@@ -100,6 +102,7 @@ class StageConfig:
     decay: Decay = field(default_factory=CosineDecay)
     patience: int = 10
     eval_every: int = 5
+    precision: Literal["float32", "bfloat16"] = "float32"
 
     def validate(self, where: str) -> None:
         positive(
@@ -201,6 +204,7 @@ def train_stage(
         history, spent = meta["history"], meta["seconds"]
     t0 = time.perf_counter() - spent
     decay = stage.decay
+    device, low_precision = params[0].device.type, stage.precision == "bfloat16"
     bar = tqdm(
         range(start, stage.epochs),
         disable=not progress or not is_rank0(),
@@ -219,7 +223,8 @@ def train_stage(
         total = 0.0
         for batch in order.split(stage.batch_size):
             opt.zero_grad(set_to_none=True)
-            loss = model(batch, gen)
+            with torch.autocast(device, torch.bfloat16, enabled=low_precision):
+                loss = model(batch, gen)
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(batch)
