@@ -26,38 +26,8 @@ from latentda.metrics import relative_rmse
 from latentda.observations.sensors import RegularLayout, SensorConfig
 from latentda.surrogates.ldnet import LDNet, LDNetConfig
 from latentda.surrogates.sensing import Geometry
-from latentda.surrogates.train_encoder import encoder_config, train_encoder
-from latentda.surrogates.train_ldnet import train_config, train_ldnet
 
-NOISE = 0.1  # σ_c = 10 % of the per-channel std, as the encoder was trained
-
-
-@pytest.fixture(scope="module")
-def surrogate(kolmo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> LatentSurrogate:
-    """~12 s: an LDNet that resolves the Reynolds dependence (test rel. RMSE ≈ 0.09 with the
-    true parameter; the test_encoder one, ≈ 0.8, predicts the mean flow for any parameter,
-    so no filter could beat a prior rollout with it), then a fixed-order encoder."""
-    ds = open_dataset(kolmo_store)
-    ld, enc = tmp_path_factory.mktemp("ldnet"), tmp_path_factory.mktemp("encoder")
-    model = {"latent_dim": 4, "recon_width": 32, "recon_blocks": 2, "fourier_features": 16}
-    stage1 = {"epochs": 300, "batch_size": 2, "points": 128, "frames": 5, "lr": 2e-2}
-    cfg = train_config(
-        {
-            "model": {**model, "dyn_width": 32},
-            "stage1": {**stage1, "eval_every": 50},
-            "stage2": {"epochs": 2, "batch_size": 3, "points": 128, "eval_every": 2},
-        }
-    )
-    train_ldnet(ds, ld, cfg, progress=False)
-    ecfg = encoder_config(
-        {
-            "model": {"mode": "fixed", "hidden": 32, "embed": 16},
-            "sensors": {"layout": {"name": "regular", "ny": 4, "nx": 4}, "noise_level": NOISE},
-            "stage": {"epochs": 100, "batch_size": 3, "eval_every": 10, "lr": 3e-3},
-        }
-    )
-    train_encoder(ds, ld, enc, ecfg, progress=False)
-    return LatentSurrogate.load(ld, enc, ds)
+NOISE = 0.1  # σ_c = 10 % of the per-channel std, as the conftest encoder was trained
 
 
 @pytest.fixture(scope="module")
