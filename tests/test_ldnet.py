@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from latentda.data import open_dataset
-from latentda.errors import DataError
+from latentda.errors import DataError, TrainingDivergence
 from latentda.surrogates.ldnet import LDNet, LDNetConfig
 from latentda.surrogates.train_ldnet import load_ldnet, train_config, train_ldnet
 
@@ -79,6 +79,14 @@ def test_training_reduces_the_loss(trained: Path) -> None:
     assert metrics["averaged_over"] == {"trajectories": 3, "frames": 10, "split": "test"}
     assert 0 < metrics["test_rel_rmse"] < 1
     assert metrics["parameters"] > 0 and metrics["train_time_s"] > 0
+
+
+def test_diverging_training_stops_with_a_clear_error(kolmo_store: Path, tmp_path: Path) -> None:
+    cfg = train_config({**TINY, "stage1": {**TINY["stage1"], "epochs": 5, "lr": 1e6}})
+    with pytest.raises(TrainingDivergence, match=r"stage1: the training loss became .* epoch"):
+        train_ldnet(open_dataset(kolmo_store), tmp_path, cfg, progress=False)
+    # Nothing half-trained is published as a model.
+    assert not (tmp_path / "ldnet.json").exists()
 
 
 def test_bfloat16_autocast_trains_like_float32(

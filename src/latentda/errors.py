@@ -21,3 +21,7 @@ class DataError(LatentDAError, ValueError):
 
 class FilterDivergence(LatentDAError, RuntimeError):
     """An ensemble became non-finite (NaN/Inf); the message names the cycle."""
+
+
+class TrainingDivergence(LatentDAError, RuntimeError):
+    """A training loss became non-finite; the message names the stage and epoch."""

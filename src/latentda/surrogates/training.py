@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from latentda.data.distributed import barrier, is_rank0
-from latentda.errors import ConfigError, DataError
+from latentda.errors import ConfigError, DataError, TrainingDivergence
 from latentda.schema import Tagged, non_negative, positive
 from latentda.surrogates.checkpoint import (
     load_checkpoint,
@@ -225,6 +225,12 @@ def train_stage(
             opt.zero_grad(set_to_none=True)
             with torch.autocast(device, torch.bfloat16, enabled=low_precision):
                 loss = model(batch, gen)
+            if not bool(torch.isfinite(loss)):
+                # Stop before the step: the saved state of the last epoch stays usable.
+                raise TrainingDivergence(
+                    f"{name}: the training loss became {float(loss.detach())} in epoch {epoch + 1}; "
+                    f"lower the learning rate (lr {stage.lr:g}) or use float32 precision"
+                )
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(batch)
