@@ -14,7 +14,7 @@ from torch import Tensor
 
 from latentda.data.normalise import Normaliser
 from latentda.errors import DataError
-from latentda.systems.registry import system_from_config
+from latentda.systems.registry import system_class
 
 SPLITS = ("train", "val", "test")
 
@@ -65,11 +65,13 @@ def dataset_info(ds: xr.Dataset) -> dict[str, Any]:
     }
 
 
-def load_split(ds: xr.Dataset, split: str) -> TrajectorySet:
-    """Read the trajectories of ``split`` (``train``, ``val`` or ``test``) into memory.
+def load_split(ds: xr.Dataset, split: str, which: list[int] | None = None) -> TrajectorySet:
+    """Read the trajectories of ``split`` (``train``, ``val`` or ``test``) into memory, or
+    only those at positions ``which`` within the split (only they are read from disk).
 
-    Raises :class:`DataError` if the split is empty or the data hold NaN or Inf (a store
-    written by an interrupted run is refused earlier, by ``open_dataset``).
+    Raises :class:`DataError` if the split is empty, a position is out of range, or the data
+    hold NaN or Inf (a store written by an interrupted run is refused earlier, by
+    ``open_dataset``).
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
@@ -81,11 +83,23 @@ def load_split(ds: xr.Dataset, split: str) -> TrajectorySet:
             f"dataset has no {split!r} trajectories ({ds.sizes['trajectory']} in all); "
             "simulate more trajectories"
         )
-    fields = torch.from_numpy(np.ascontiguousarray(ds["fields"].values[idx], dtype=np.float32))
+    if which is not None:
+        outside = [i for i in which if not 0 <= i < idx.size]
+        if outside:
+            raise DataError(
+                f"trajectory {outside[0]} out of range: the {split} split has "
+                f"{idx.size} trajectories"
+            )
+        idx = idx[which]
+    # isel reads only these trajectories' chunks; ``.values[idx]`` would read the whole store.
+    fields = ds["fields"].isel(trajectory=idx).values
+    fields = torch.from_numpy(np.ascontiguousarray(fields, dtype=np.float32))
     if not torch.isfinite(fields).all():
         bad = sorted({int(idx[i]) for i in torch.nonzero(~torch.isfinite(fields))[:, 0].tolist()})
         raise DataError(f"NaN or Inf in the fields of trajectories {bad[:5]} ({split} split)")
-    params = torch.from_numpy(np.asarray(ds["params"].values[idx], dtype=np.float64))
+    params = torch.from_numpy(
+        np.asarray(ds["params"].isel(trajectory=idx).values, dtype=np.float64)
+    )
     return TrajectorySet(fields, params, torch.from_numpy(idx))
 
 
@@ -114,11 +128,15 @@ def unit_periods(ds: xr.Dataset) -> tuple[float | None, float | None]:
 
     A periodic axis of ``n`` nodes spaced ``h`` has period ``n h``; its nodes span
     ``(n − 1) h``, mapped to a length of 2, so the period is ``2n / (n − 1)``."""
-    periodic = system_from_config(dataset_info(ds)["system"]).periodic_axes
     return tuple(  # type: ignore[return-value]
         2.0 * len(a) / (len(a) - 1) if per and len(a) > 1 else None
-        for a, per in zip(dataset_axes(ds), periodic, strict=True)
+        for a, per in zip(dataset_axes(ds), dataset_periodic(ds), strict=True)
     )
+
+
+def dataset_periodic(ds: xr.Dataset) -> tuple[bool, bool]:
+    """Whether each grid axis of a store is periodic (its system's ``periodic_axes``)."""
+    return system_class(dataset_info(ds)["system"].get("name")).periodic_axes
 
 
 def dataset_axes(ds: xr.Dataset) -> list[Tensor]:

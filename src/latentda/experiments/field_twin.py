@@ -170,13 +170,8 @@ class FieldTwinResult:
 def stored_trajectory(ds: xr.Dataset, trajectory_index: int) -> tuple[Tensor, Tensor]:
     """Fields ``(T, C, H, W)`` and parameters ``(p,)`` (physical units) of one test
     trajectory, ``trajectory_index`` counting within the test split."""
-    test = load_split(ds, "test")
-    if not 0 <= trajectory_index < len(test):
-        raise DataError(
-            f"trajectory_index {trajectory_index} out of range: the test split has "
-            f"{len(test)} trajectories"
-        )
-    return test.fields[trajectory_index], test.params[trajectory_index]
+    test = load_split(ds, "test", [trajectory_index])
+    return test.fields[0], test.params[0]
 
 
 def run_ldensf(

@@ -12,9 +12,8 @@ import torch
 import xarray as xr
 from torch import Tensor
 
-from latentda.data.splits import dataset_axes, dataset_info, unit_coords
+from latentda.data.splits import dataset_axes, dataset_periodic, unit_coords
 from latentda.observations.sensors import SensorConfig, read_sensors
-from latentda.systems.registry import system_from_config
 
 
 class Geometry:
@@ -43,9 +42,8 @@ class Geometry:
     """
 
     def __init__(self, ds: xr.Dataset, sensors: SensorConfig, seed: int) -> None:
-        info = dataset_info(ds)
         self.axes = dataset_axes(ds)
-        self.periodic = system_from_config(info["system"]).periodic_axes
+        self.periodic = dataset_periodic(ds)
         self.points = sensors.layout.points(
             self.axes, self.periodic, torch.Generator().manual_seed(seed)
         )

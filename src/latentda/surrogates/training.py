@@ -227,9 +227,10 @@ def train_stage(
                 loss = model(batch, gen)
             if not bool(torch.isfinite(loss)):
                 # Stop before the step: the saved state of the last epoch stays usable.
+                hint = " or use float32 precision" if low_precision else ""
                 raise TrainingDivergence(
-                    f"{name}: the training loss became {float(loss.detach())} in epoch {epoch + 1}; "
-                    f"lower the learning rate (lr {stage.lr:g}) or use float32 precision"
+                    f"{name}: the training loss became {float(loss.detach())} in epoch "
+                    f"{epoch + 1}; lower the learning rate (lr {stage.lr:g}){hint}"
                 )
             loss.backward()
             opt.step()

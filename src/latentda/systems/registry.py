@@ -31,15 +31,20 @@ def field_system(name: str, size: str = "ci", **overrides: Any) -> FieldSystem:
     return getattr(import_module(module), cls).from_size(size, **overrides)
 
 
+def system_class(name: Any) -> type[FieldSystem]:
+    """The class of the field system ``name`` (class-level facts such as ``periodic_axes``
+    without building the system)."""
+    if name not in FIELD_SYSTEMS:
+        raise ConfigError(f"unknown system {name!r}; allowed: {', '.join(sorted(FIELD_SYSTEMS))}")
+    module, cls_name = FIELD_SYSTEMS[name].split(":")
+    return getattr(import_module(module), cls_name)
+
+
 def system_from_config(config: dict[str, Any]) -> FieldSystem:
     """Rebuild a field system from its :meth:`config` (as stored in a dataset's attributes);
     derived entries of the description (sub-step sizes, units, ...) are ignored."""
     cfg = dict(config)
-    name = cfg.pop("name", None)
-    if name not in FIELD_SYSTEMS:
-        raise ConfigError(f"unknown system {name!r}; allowed: {', '.join(sorted(FIELD_SYSTEMS))}")
-    module, cls_name = FIELD_SYSTEMS[name].split(":")
-    cls = getattr(import_module(module), cls_name)
+    cls = system_class(cfg.pop("name", None))
     init = {f.name for f in dataclasses.fields(cls) if f.init}
     kwargs = {k: v for k, v in cfg.items() if k in init}
     if isinstance(kwargs.get("bathymetry"), list):
