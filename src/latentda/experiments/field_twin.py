@@ -4,13 +4,19 @@ assimilate the readings, and score the ensemble against the stored truth (DESIGN
 The truth is a trajectory of the dataset's test split, so only the observation noise is
 random; it comes from its own stream (:func:`~latentda.experiments.twin.stream`), so every
 method sees the same readings for the same seed, whatever its own randomness.
+
+One loop serves every method: :func:`make_case` observes a trajectory into a
+:class:`TwinCase`, a :class:`FieldMethod` (strategy object) turns it into a
+:class:`MethodRun` (members decoded on demand, parameters, split timings), and
+:func:`run_method` scores it against the truth frame by frame.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 import torch
 import xarray as xr
@@ -174,6 +180,177 @@ def stored_trajectory(ds: xr.Dataset, trajectory_index: int) -> tuple[Tensor, Te
     return test.fields[0], test.params[0]
 
 
+@dataclass(frozen=True, eq=False)
+class TwinCase:
+    """One test trajectory and its noisy readings: what every method is given.
+
+    Attributes
+    ----------
+    ds
+        Store holding the trajectory (methods may read the grid, the system's config and the
+        prior from it, never the other test trajectories or the truth below).
+    trajectory_index
+        Position within the test split.
+    truth
+        True fields ``(T, C, H, W)``, physical units; for scoring only.
+    true_params
+        True parameters ``(p,)``; for scoring only.
+    readings
+        ``(T, S, C)`` float64 in physical units, NaN at unobserved frames and missing readings.
+    points
+        Sensor coordinates ``(S, 2)`` in grid units (the dataset's axes).
+    noise_std
+        Observation noise std per channel ``(C,)`` in physical units, as drawn.
+    seed
+        The seed of the readings; methods draw their own randomness from
+        ``stream(seed, "filter")`` so that they are reproducible and independent of it.
+    """
+
+    ds: xr.Dataset
+    trajectory_index: int
+    truth: Tensor
+    true_params: Tensor
+    readings: Tensor
+    points: Tensor
+    noise_std: Tensor
+    seed: int
+
+    @property
+    def n_frames(self) -> int:
+        return self.truth.shape[0]
+
+
+def make_case(
+    ds: xr.Dataset,
+    trajectory_index: int,
+    points: Tensor,
+    normaliser: Normaliser,
+    noise_level: float,
+    every: int = 1,
+    missing: float = 0.0,
+    seed: int = 0,
+) -> TwinCase:
+    """Observe test trajectory ``trajectory_index`` at ``points`` (grid units) with noise
+    ``noise_level · normaliser.channel_std`` (see :func:`observe`), from ``stream(seed, "obs")``:
+    the same ``seed`` gives every method the same readings."""
+    truth, true_params = stored_trajectory(ds, trajectory_index)
+    # The default layout is regular and seedless; only its grid and periodicity are used.
+    geometry = Geometry(ds, SensorConfig(), seed=0)
+    readings = observe(
+        truth, geometry, normaliser, noise_level, every, missing, stream(seed, "obs"), points
+    )
+    return TwinCase(
+        ds=ds,
+        trajectory_index=trajectory_index,
+        truth=truth,
+        true_params=true_params,
+        readings=readings,
+        points=points.double(),
+        noise_std=noise_level * normaliser.channel_std.double(),
+        seed=seed,
+    )
+
+
+@dataclass
+class MethodRun:
+    """What a method returns for one :class:`TwinCase`.
+
+    Attributes
+    ----------
+    members
+        ``members(t)`` -> member fields ``(N, C, H, W)`` at frame ``t`` in physical units
+        (decoded on demand, so a latent method's reconstruction can be timed and memory stays
+        at one frame).
+    params
+        Parameter ensemble ``(T, N, p)`` in physical units (constant for methods that do not
+        estimate parameters).
+    timings
+        Seconds ``dynamics_s``, ``filter_s`` and ``reconstruction_s`` (DESIGN 7); ``members``
+        must add its own decoding time to ``reconstruction_s`` when called.
+    n_observed
+        Frames with at least one assimilated reading.
+    latent_dim
+        Dimension of the state the filter updates (``d_s + p`` for LD-EnSF, the full state
+        for full-space filters).
+    """
+
+    members: Callable[[int], Tensor]
+    params: Tensor
+    timings: dict[str, float]
+    n_observed: int
+    latent_dim: int
+
+
+class FieldMethod(ABC):
+    """An assimilation method of the field twin experiment (a strategy object).
+
+    ``name`` is the key in results and tables; :meth:`run` filters one case with randomness
+    from ``gen`` only.
+    """
+
+    name: str
+
+    @abstractmethod
+    def run(self, case: TwinCase, gen: torch.Generator) -> MethodRun: ...
+
+
+def run_method(method: FieldMethod, case: TwinCase) -> FieldTwinResult:
+    """Run ``method`` on ``case`` with ``stream(case.seed, "filter")`` and score it frame by
+    frame against the truth (:func:`score`)."""
+    run = method.run(case, stream(case.seed, "filter"))
+    t0 = time.perf_counter()
+    recon0 = run.timings.get("reconstruction_s", 0.0)
+    scores = score(
+        (run.members(t) for t in range(case.n_frames)), case.truth, run.params, case.true_params
+    )
+    # members() decodes inside score() and books that time as reconstruction.
+    recon = run.timings.get("reconstruction_s", 0.0) - recon0
+    scoring = time.perf_counter() - t0 - recon
+    return FieldTwinResult(
+        scores=scores,
+        timings={**run.timings, "scoring_s": scoring},
+        n_frames=case.n_frames,
+        n_observed=run.n_observed,
+        n_sensors=case.readings.shape[1],
+        latent_dim=run.latent_dim,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class LDEnSFMethod(FieldMethod):
+    """LD-EnSF (:class:`LDEnSF`) with a trained surrogate, reading the case at its sensors.
+
+    ``assimilate=False`` is the no-assimilation reference: the same prior ensemble rolled out
+    with every reading treated as missing.
+    """
+
+    surrogate: LatentSurrogate
+    filter: LDEnSF = field(default_factory=LDEnSF)
+    assimilate: bool = True
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return "ldensf" if self.assimilate else "no_assimilation"
+
+    def run(self, case: TwinCase, gen: torch.Generator) -> MethodRun:
+        readings = case.readings
+        if not self.assimilate:
+            readings = torch.full_like(readings, float("nan"))
+        same = case.points.shape == self.surrogate.sensors.shape and torch.allclose(
+            case.points, self.surrogate.sensors.double()
+        )
+        result = self.filter.assimilate(
+            self.surrogate, readings, gen, None if same else case.points
+        )
+        return MethodRun(
+            members=lambda t: result.reconstruct([t], members=True)[0],
+            params=result.params,
+            timings=result.timings,
+            n_observed=int(result.analysed.sum()),
+            latent_dim=self.surrogate.state_dim,
+        )
+
+
 def run_ldensf(
     surrogate: LatentSurrogate,
     ds: xr.Dataset,
@@ -185,7 +362,8 @@ def run_ldensf(
     seed: int = 0,
     assimilate: bool = True,
 ) -> FieldTwinResult:
-    """LD-EnSF twin experiment on one test trajectory, observed at the surrogate's sensors.
+    """LD-EnSF twin experiment on one test trajectory, observed at the surrogate's sensors
+    (:func:`make_case` then :func:`run_method` with :class:`LDEnSFMethod`).
 
     Parameters
     ----------
@@ -203,42 +381,16 @@ def run_ldensf(
         Seeds the ``obs`` stream (the readings, shared by all methods) and the ``filter``
         stream (prior draw and analyses).
     assimilate
-        ``False``: the no-assimilation reference, the same prior ensemble (same ``seed``)
-        rolled out with every reading missing, scored the same way.
-
-    Returns
-    -------
-    FieldTwinResult
+        ``False``: the no-assimilation reference (see :class:`LDEnSFMethod`).
     """
-    truth, true_params = stored_trajectory(ds, trajectory_index)
-    # The default layout is regular and seedless; only its grid and periodicity are used,
-    # since the readings are taken where the encoder was trained.
-    geometry = Geometry(ds, SensorConfig(), seed=0)
-    readings = observe(
-        truth,
-        geometry,
+    case = make_case(
+        ds,
+        trajectory_index,
+        surrogate.sensors,
         surrogate.normaliser,
         noise_level,
         every,
         missing,
-        stream(seed, "obs"),
-        surrogate.sensors,
+        seed,
     )
-    if not assimilate:
-        readings = torch.full_like(readings, float("nan"))
-    result = filter.assimilate(surrogate, readings, stream(seed, "filter"))
-    n_frames = len(truth)
-    # Decode one frame at a time: the members' fields of all frames may not fit in memory.
-    members = (result.reconstruct([t], members=True)[0] for t in range(n_frames))
-    t0 = time.perf_counter()
-    scores = score(members, truth, result.params, true_params)
-    # The generator decodes inside score(); reconstruct() books that time separately.
-    scoring = time.perf_counter() - t0 - result.timings["reconstruction_s"]
-    return FieldTwinResult(
-        scores=scores,
-        timings={**result.timings, "scoring_s": scoring},
-        n_frames=n_frames,
-        n_observed=int(result.analysed.sum()),
-        n_sensors=readings.shape[1],
-        latent_dim=surrogate.state_dim,
-    )
+    return run_method(LDEnSFMethod(surrogate, filter, assimilate), case)
