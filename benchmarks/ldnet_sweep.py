@@ -9,7 +9,8 @@ grid points, free latent), to separate the decoder's capacity from the dynamics.
 Usage::
 
     .venv/bin/python benchmarks/ldnet_sweep.py --data D.zarr --epochs 40 --batch 2 --lr 1e-2 \\
-        --scale 3 [--no-periodic] [--precision bfloat16] [--width 128 --blocks 4] [--threads 1]
+        --scale 3 [--no-periodic] [--no-clock] [--precision bfloat16] [--width 128 --blocks 4]
+        [--threads 1]
     .venv/bin/python benchmarks/ldnet_sweep.py --data D.zarr --single --scale 3 --steps 2000
 """
 
@@ -25,8 +26,15 @@ from torch import Tensor
 
 from _common import save
 from latentda.data import open_dataset
-from latentda.data.splits import grid_coords, load_split, normaliser_for, unit_periods
-from latentda.surrogates.ldnet import LDNet, LDNetConfig
+from latentda.data.splits import (
+    dataset_info,
+    forcing_clock,
+    grid_coords,
+    load_split,
+    normaliser_for,
+    unit_periods,
+)
+from latentda.surrogates.ldnet import ForcingClock, LDNet, LDNetConfig
 from latentda.surrogates.train_ldnet import PreparedSplit, ReconstructionLoss, evaluate
 from latentda.surrogates.training import StageConfig, flush_denormals, train_stage
 
@@ -45,6 +53,7 @@ def main() -> None:
     p.add_argument("--features", type=int, default=64)
     p.add_argument("--scale", type=float, default=2.0)
     p.add_argument("--no-periodic", action="store_true")
+    p.add_argument("--no-clock", action="store_true", help="autonomous F (no forcing phase)")
     p.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
     p.add_argument("--single", action="store_true")
     p.add_argument("--steps", type=int, default=2000)
@@ -65,8 +74,12 @@ def main() -> None:
         fourier_features=a.features,
         fourier_scale=a.scale,
         periodic_features=not a.no_periodic,
+        forcing_inputs=not a.no_clock,
     )
-    model = LDNet(config, data["train"].u.shape[1], n_channels, 2, periods=unit_periods(ds))
+    clock = ForcingClock(*forcing_clock(dataset_info(ds)))
+    model = LDNet(
+        config, data["train"].u.shape[1], n_channels, 2, periods=unit_periods(ds), clock=clock
+    )
     t0 = time.perf_counter()
     if a.single:
         history = fit_single_frame(model, data["train"].fields[0, :1], coords, a.lr, a.steps)

@@ -13,8 +13,9 @@ import torch
 from safetensors.torch import load_file
 
 from latentda.data import open_dataset
+from latentda.data.splits import forcing_clock
 from latentda.errors import DataError, TrainingDivergence
-from latentda.surrogates.ldnet import LDNet, LDNetConfig
+from latentda.surrogates.ldnet import ForcingClock, LDNet, LDNetConfig
 from latentda.surrogates.train_ldnet import load_ldnet, train_config, train_ldnet
 
 TINY = {
@@ -53,6 +54,46 @@ def test_shapes_and_shifted_start() -> None:
     # Mesh-free: one point at a time gives the same values as a batch of points.
     one = model.reconstruct(s[0, 2], xi[2, 5:6])
     torch.testing.assert_close(one[0], model.reconstruct(s, xi)[0, 2, 5])
+
+
+def test_forcing_clock_drives_the_dynamics() -> None:
+    clock = ForcingClock(periods=(3.0, 126.0), start=9.0)
+    model = LDNet(LDNetConfig(latent_dim=5, latent_dt=0.3), 2, 3, clock=clock)
+    u = torch.rand(4, 2) * 2 - 1
+    s = model.rollout(u, 7)
+
+    # F sees [u, φ(k), s] with φ(k) = [cos, sin](2π(k₀ + k)/P); the shifted start steps from
+    # zero at frame −1.
+    def f(s: torch.Tensor, k: float) -> torch.Tensor:
+        a = 2 * torch.pi * (9.0 + k) / torch.tensor([3.0, 126.0], dtype=torch.float64)
+        phase = torch.cat([a.cos(), a.sin()]).float().expand(4, -1)
+        return model.dynamics(torch.cat([u, phase, s], dim=-1))
+
+    torch.testing.assert_close(s[:, 0], 0.3 * f(torch.zeros(4, 5), -1.0), rtol=0, atol=0)
+    for k in range(6):
+        torch.testing.assert_close(s[:, k + 1], s[:, k] + 0.3 * f(s[:, k], float(k)))
+    # Only the phase enters: one full period of both clocks later, the same step.
+    lcm = 126.0
+    torch.testing.assert_close(model.step(s[:, 3], u, k=3.0), model.step(s[:, 3], u, k=3.0 + lcm))
+    assert not torch.allclose(model.step(s[:, 3], u, k=3.0), model.step(s[:, 3], u, k=4.0))
+    # Architecture round trip through the JSON dims, and the switch off.
+    again = LDNet.from_dims(model.config, json.loads(json.dumps(model.dims())))
+    assert again.clock == clock and again.dynamics[0].in_features == 2 + 4 + 5
+    off = LDNet(LDNetConfig(latent_dim=5, forcing_inputs=False), 2, 3, clock=clock)
+    assert off.clock is None and off.dims()["clock"] is None
+
+
+def test_forcing_clock_of_a_store() -> None:
+    """The sphere's source turns daily and swings over 42 days; frames are 8 h apart and
+    frame 0 comes after a 3-day spin-up. Systems without a known forcing have no clock."""
+    hour = 3600.0
+    times = [72 * hour + 8 * hour * k for k in range(4)]
+    sphere = {"forcing": True, "forcing_lon_period": 24 * hour, "forcing_lat_period": 1008 * hour}
+    info = {"system": {"name": "sphere", **sphere}, "frame_times": times}
+    assert forcing_clock(info) == ((3.0, 126.0), 9.0)
+    info["system"]["forcing"] = False
+    assert forcing_clock(info) == ((), 9.0)
+    assert forcing_clock({"system": {"name": "kolmogorov"}, "frame_times": times}) == ((), 0.0)
 
 
 def test_construction_does_not_touch_the_global_rng() -> None:
@@ -128,7 +169,9 @@ def test_stage2_leaves_dynamics_bit_identical(kolmo_store: Path, tmp_path: Path)
 
 def test_checkpoint_round_trip_gives_identical_outputs(trained: Path, kolmo_store: Path) -> None:
     run = load_ldnet(trained, open_dataset(kolmo_store))
-    fresh = LDNet(run.model.config, **json.loads((trained / "ldnet.json").read_text())["dims"])
+    fresh = LDNet.from_dims(
+        run.model.config, json.loads((trained / "ldnet.json").read_text())["dims"]
+    )
     u = torch.tensor([[-0.5], [0.7]])
     xi = torch.rand(10, 9, 2) * 2 - 1
     out_a = run.model.reconstruct(run.model.rollout(u, 10), xi)

@@ -65,6 +65,16 @@ def dataset_info(ds: xr.Dataset) -> dict[str, Any]:
     }
 
 
+def split_indices(ds: xr.Dataset, split: str) -> np.ndarray:
+    """Store indices ``(n,)`` of the trajectories of ``split``, in store order: position ``i``
+    within the split is store trajectory ``split_indices(ds, split)[i]``."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
+    if "split" not in ds:
+        raise DataError("dataset has no 'split' variable; regenerate it with `latentda simulate`")
+    return np.flatnonzero(ds["split"].values == split)
+
+
 def load_split(ds: xr.Dataset, split: str, which: list[int] | None = None) -> TrajectorySet:
     """Read the trajectories of ``split`` (``train``, ``val`` or ``test``) into memory, or
     only those at positions ``which`` within the split (only they are read from disk).
@@ -73,11 +83,7 @@ def load_split(ds: xr.Dataset, split: str, which: list[int] | None = None) -> Tr
     hold NaN or Inf (a store written by an interrupted run is refused earlier, by
     ``open_dataset``).
     """
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
-    if "split" not in ds:
-        raise DataError("dataset has no 'split' variable; regenerate it with `latentda simulate`")
-    idx = np.flatnonzero(ds["split"].values == split)
+    idx = split_indices(ds, split)
     if idx.size == 0:
         raise DataError(
             f"dataset has no {split!r} trajectories ({ds.sizes['trajectory']} in all); "
@@ -132,6 +138,18 @@ def unit_periods(ds: xr.Dataset) -> tuple[float | None, float | None]:
         2.0 * len(a) / (len(a) - 1) if per and len(a) > 1 else None
         for a, per in zip(dataset_axes(ds), dataset_periodic(ds), strict=True)
     )
+
+
+def forcing_clock(info: dict[str, Any]) -> tuple[tuple[float, ...], float]:
+    """Periods of the known forcing of a store's system (its class's optional
+    ``forcing_periods(config)``, in model time) and the time of frame 0, both in frame
+    spacings, for ``info`` from :func:`dataset_info`; ``((), 0.0)`` without forcing."""
+    periods = getattr(system_class(info["system"].get("name")), "forcing_periods", None)
+    times = info["frame_times"]
+    if periods is None or len(times) < 2:
+        return (), 0.0
+    dt = times[1] - times[0]
+    return tuple(p / dt for p in periods(info["system"])), times[0] / dt
 
 
 def dataset_periodic(ds: xr.Dataset) -> tuple[bool, bool]:

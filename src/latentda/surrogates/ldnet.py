@@ -6,10 +6,16 @@ Dynamics (DESIGN 5.1), with normalised parameters ``u ∈ [-1, 1]^p`` and latent
     s_{k+1} = s_k + Δt\\, F([u, s_k]),\\qquad Δt = \\text{latent\\_dt} \\times (\\text{frames
     advanced}),
 
-explicit Euler, with ``F`` an MLP. Start, ``initial = "shifted"``: the latent *before* frame 0 is
-zero, so ``s_0 = Δt F([u, 0])`` and the initial state may depend on ``u``. ``initial =
-"learned"``: one trainable ``s_0`` per training trajectory (auto-decoder), for data whose
-initial states vary independently of the parameters.
+explicit Euler, with ``F`` an MLP. Systems driven by a known periodic forcing (the sphere's
+moving heat source turns once a day, a third of a turn per 8-h frame) get its phase as an input,
+as LDNet's time-dependent inputs (Regazzoni et al. 2024): ``F([u, φ(k), s_k])`` with
+``φ(k) = [cos 2π(k₀ + k)/P_i, sin 2π(k₀ + k)/P_i]_i`` (:class:`ForcingClock`); an autonomous
+``F`` would have to learn the forcing's clock as a latent oscillator.
+
+Start, ``initial = "shifted"``: the latent *before* frame 0 is zero, so ``s_0 = Δt F([u, 0])``
+and the initial state may depend on ``u``. ``initial = "learned"``: one trainable ``s_0`` per
+training trajectory (auto-decoder), for data whose initial states vary independently of the
+parameters.
 
 Reconstruction (mesh-free): the normalised field at a coordinate ``ξ ∈ [-1, 1]^k`` is
 
@@ -23,14 +29,55 @@ point and the latent part once per frame), then residual blocks ``y = σ(L₂σ(
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from latentda.schema import positive
 from latentda.surrogates.layers import FourierFeatures, ResidualBlock, activation, mlp
+
+
+@dataclass(frozen=True)
+class ForcingClock:
+    """Phase of a known, parameter-independent periodic forcing at frame ``k``.
+
+    Parameters
+    ----------
+    periods
+        Forcing periods ``P_i`` in frame spacings (the sphere: 3 for the daily turn of its
+        source, 126 for its 42-day latitude swing).
+    start
+        Time of frame 0 in frame spacings, ``k₀`` (the spin-up).
+    """
+
+    periods: tuple[float, ...]
+    start: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"periods": list(self.periods), "start": self.start}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> ForcingClock | None:
+        """Inverse of :meth:`to_dict`; ``None`` (a checkpoint without a clock) stays ``None``."""
+        if data is None:
+            return None
+        return cls(tuple(float(p) for p in data["periods"]), float(data["start"]))
+
+    @property
+    def dim(self) -> int:
+        """``2m`` for ``m`` periods."""
+        return 2 * len(self.periods)
+
+    def features(self, k: float | Tensor, like: Tensor) -> Tensor:
+        """``φ(k)`` ``(…, 2m)`` for frame indices ``k`` (float or ``(…,)``, any real: a step may
+        start between frames), with the dtype and device of ``like``."""
+        k = torch.as_tensor(k, dtype=torch.float64)
+        periods = torch.tensor(self.periods, dtype=torch.float64)
+        angle = 2 * torch.pi * (self.start + k[..., None]) / periods
+        return torch.cat([angle.cos(), angle.sin()], dim=-1).to(like)
 
 
 @dataclass
@@ -47,6 +94,8 @@ class LDNetConfig:
     trainable_fourier: bool = False
     #: Snap the Fourier frequencies to the domain's period on the data's periodic axes.
     periodic_features: bool = True
+    #: Feed the data's known forcing phase to ``F`` (:class:`ForcingClock`), if it has one.
+    forcing_inputs: bool = True
     activation: Literal["tanh", "gelu", "silu"] = "gelu"
     latent_dt: float = 0.1
     initial: Literal["shifted", "learned"] = "shifted"
@@ -81,6 +130,9 @@ class LDNet(nn.Module):
     periods
         Period of each coordinate axis in units of ``ξ`` (``None``: not periodic), used when
         ``config.periodic_features``; see :class:`FourierFeatures`.
+    clock
+        The data's known forcing clock, used when ``config.forcing_inputs``; ``None`` or no
+        periods: ``F`` sees ``[u, s]`` only.
     """
 
     def __init__(
@@ -91,17 +143,25 @@ class LDNet(nn.Module):
         coord_dim: int = 2,
         n_initial: int = 0,
         periods: tuple[float | None, ...] | list[float | None] | None = None,
+        clock: ForcingClock | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.n_params, self.n_channels, self.coord_dim = n_params, n_channels, coord_dim
         self.periods = tuple(periods) if periods is not None else None
+        use_clock = config.forcing_inputs and clock is not None and clock.periods
+        self.clock = clock if use_clock else None
+        n_clock = self.clock.dim if self.clock else 0
         c = config
         # Weights come from the config's seed without touching the global RNG stream.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(c.seed)
             self.dynamics = mlp(
-                n_params + c.latent_dim, c.dyn_width, c.latent_dim, c.dyn_layers, c.activation
+                n_params + n_clock + c.latent_dim,
+                c.dyn_width,
+                c.latent_dim,
+                c.dyn_layers,
+                c.activation,
             )
             self.features = FourierFeatures(
                 coord_dim,
@@ -124,34 +184,61 @@ class LDNet(nn.Module):
                     0.01 * torch.randn(self.n_initial, c.latent_dim)
                 )
 
-    # ------------------------------------------------------------------ dynamics
-    def velocity(self, s: Tensor, u: Tensor) -> Tensor:
-        """``F([u, s])``: ``s`` ``(…, d_s)``, ``u`` ``(…, p)`` -> ``(…, d_s)``."""
-        return self.dynamics(torch.cat([u, s], dim=-1))
+    def dims(self) -> dict[str, Any]:
+        """What the data fixed (JSON-ready): :meth:`from_dims` rebuilds the architecture."""
+        return {
+            "n_params": self.n_params,
+            "n_channels": self.n_channels,
+            "coord_dim": self.coord_dim,
+            "n_initial": self.n_initial,
+            "periods": self.periods,
+            "clock": self.clock.to_dict() if self.clock else None,
+        }
 
-    def step(self, s: Tensor, u: Tensor, frames: float | Tensor = 1.0) -> Tensor:
-        """One Euler step over ``frames`` frame spacings (any positive real, e.g. for
-        irregular observation times): ``s + frames·latent_dt·F([u, s])``."""
-        return s + (frames * self.config.latent_dt) * self.velocity(s, u)
+    @classmethod
+    def from_dims(cls, config: LDNetConfig, dims: Mapping[str, Any]) -> LDNet:
+        """An untrained LDNet with ``config`` and the data-fixed :meth:`dims` of another."""
+        dims = dict(dims)
+        clock = ForcingClock.from_dict(dims.pop("clock", None))
+        return cls(config, **dims, clock=clock)
+
+    # ------------------------------------------------------------------ dynamics
+    def velocity(self, s: Tensor, u: Tensor, k: float | Tensor = 0.0) -> Tensor:
+        """``F([u, φ(k), s])``: ``s`` ``(…, d_s)``, ``u`` ``(…, p)`` -> ``(…, d_s)``; ``k`` (the
+        frame index, float or broadcasting to ``(…,)``) matters only with a forcing clock."""
+        if self.clock is None:
+            return self.dynamics(torch.cat([u, s], dim=-1))
+        phase = self.clock.features(k, s)
+        batch = torch.broadcast_shapes(u.shape[:-1], phase.shape[:-1], s.shape[:-1])
+        parts = [x.expand(*batch, -1) for x in (u, phase, s)]
+        return self.dynamics(torch.cat(parts, dim=-1))
+
+    def step(
+        self, s: Tensor, u: Tensor, frames: float | Tensor = 1.0, k: float | Tensor = 0.0
+    ) -> Tensor:
+        """One Euler step from frame ``k`` over ``frames`` frame spacings (any positive real,
+        e.g. for irregular observation times): ``s + frames·latent_dt·F([u, φ(k), s])``."""
+        return s + (frames * self.config.latent_dt) * self.velocity(s, u, k)
 
     def initial_latent(self, u: Tensor, which: Tensor | None = None) -> Tensor:
-        """Latent at frame 0, ``(B, d_s)``: ``Δt F([u, 0])`` (shifted start), or the learned
-        ``s_0`` of training trajectories ``which`` ``(B,)`` (learned start)."""
+        """Latent at frame 0, ``(B, d_s)``: ``Δt F([u, φ(−1), 0])`` (shifted start: one step
+        from zero at frame −1), or the learned ``s_0`` of training trajectories ``which``
+        ``(B,)`` (learned start)."""
         if self.n_initial:
             if which is None:
                 raise ValueError("a learned-start LDNet needs the trajectory indices (or s0)")
             return self.initial_latents[which]
-        return self.step(u.new_zeros(*u.shape[:-1], self.config.latent_dim), u)
+        return self.step(u.new_zeros(*u.shape[:-1], self.config.latent_dim), u, k=-1.0)
 
     def rollout(
         self, u: Tensor, n_frames: int, s0: Tensor | None = None, which: Tensor | None = None
     ) -> Tensor:
         """Latent trajectories ``(B, T, d_s)`` for normalised parameters ``u`` ``(B, p)``,
-        from ``s0`` ``(B, d_s)`` if given, else from :meth:`initial_latent`."""
+        from ``s0`` ``(B, d_s)`` at frame 0 if given, else from :meth:`initial_latent`."""
         s = self.initial_latent(u, which) if s0 is None else s0
         out = [s]
-        for _ in range(n_frames - 1):
-            s = self.step(s, u)
+        for k in range(n_frames - 1):
+            s = self.step(s, u, k=float(k))
             out.append(s)
         return torch.stack(out, dim=-2)
 

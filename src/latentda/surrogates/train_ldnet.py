@@ -24,6 +24,7 @@ from latentda.data.normalise import Normaliser
 from latentda.data.splits import (
     TrajectorySet,
     dataset_info,
+    forcing_clock,
     grid_coords,
     load_split,
     normaliser_for,
@@ -34,7 +35,7 @@ from latentda.io import write_json
 from latentda.metrics import relative_rmse
 from latentda.schema import parse, to_dict
 from latentda.surrogates.checkpoint import load_checkpoint, load_module_state, save_checkpoint
-from latentda.surrogates.ldnet import LDNet, LDNetConfig
+from latentda.surrogates.ldnet import ForcingClock, LDNet, LDNetConfig
 from latentda.surrogates.training import (
     Objective,
     StageConfig,
@@ -278,6 +279,7 @@ def train_ldnet(
         coord_dim=coords.shape[1],
         n_initial=n_train,
         periods=unit_periods(ds),
+        clock=ForcingClock(*forcing_clock(info)),
     )
     fp = {"config": to_dict(config), "data": info["fingerprint"]}
     t0 = time.perf_counter()
@@ -334,13 +336,7 @@ def train_ldnet(
     meta = {
         "kind": KIND,
         "config": to_dict(config.model),
-        "dims": {
-            "n_params": model.n_params,
-            "n_channels": model.n_channels,
-            "coord_dim": model.coord_dim,
-            "n_initial": model.n_initial,
-            "periods": model.periods,
-        },
+        "dims": model.dims(),
         "normaliser": norm.to_dict(),
         "data": info,
         "training": to_dict(config),
@@ -387,7 +383,7 @@ def load_ldnet(directory: str | Path, ds: xr.Dataset | None = None) -> LDNetRun:
     """Load a trained LDNet; with ``ds``, refuse a dataset of another system or grid."""
     tensors, meta = load_checkpoint(directory, "ldnet", KIND)
     cfg = parse(LDNetConfig, meta["config"], "ldnet.model")
-    model = LDNet(cfg, **meta["dims"])
+    model = LDNet.from_dims(cfg, meta["dims"])
     load_module_state(model, tensors, f"checkpoint {directory}")
     model.eval()
     if ds is not None:

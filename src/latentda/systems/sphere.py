@@ -34,7 +34,7 @@ condition at the truncation (``courant · a / ((√(gH) + 100 m/s) · T)``).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -483,6 +483,14 @@ class Sphere:
     channel_names: tuple[str, ...] = field(default=("h", "u_phi", "u_theta"), init=False)
     #: Latitude does not wrap, longitude does.
     periodic_axes: ClassVar[tuple[bool, bool]] = (False, True)
+
+    @staticmethod
+    def forcing_periods(config: Mapping[str, Any]) -> tuple[float, ...]:
+        """Periods (s) of the source's known clock for a :meth:`config`: its longitude turn and
+        latitude swing, whatever the parameters; none when ``forcing`` is off."""
+        if not config.get("forcing", True):
+            return ()
+        return (float(config["forcing_lon_period"]), float(config["forcing_lat_period"]))
 
     def __post_init__(self) -> None:
         if self.nlat < 8 or self.nlat % 2:
