@@ -173,11 +173,13 @@ class FieldTwinResult:
         return {k: float(v[-1]) for k, v in self.scores.items()}
 
 
-def stored_trajectory(ds: xr.Dataset, trajectory_index: int) -> tuple[Tensor, Tensor]:
-    """Fields ``(T, C, H, W)`` and parameters ``(p,)`` (physical units) of one test
-    trajectory, ``trajectory_index`` counting within the test split."""
-    test = load_split(ds, "test", [trajectory_index])
-    return test.fields[0], test.params[0]
+def stored_trajectory(
+    ds: xr.Dataset, trajectory_index: int, split: str = "test"
+) -> tuple[Tensor, Tensor]:
+    """Fields ``(T, C, H, W)`` and parameters ``(p,)`` (physical units) of one trajectory of
+    ``split`` (``test``; ``val`` for tuning), ``trajectory_index`` counting within it."""
+    one = load_split(ds, split, [trajectory_index])
+    return one.fields[0], one.params[0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -204,6 +206,8 @@ class TwinCase:
     seed
         The seed of the readings; methods draw their own randomness from
         ``stream(seed, "filter")`` so that they are reproducible and independent of it.
+    split
+        The split holding the trajectory: ``test``, or ``val`` when tuning a method's knobs.
     """
 
     ds: xr.Dataset
@@ -214,6 +218,7 @@ class TwinCase:
     points: Tensor
     noise_std: Tensor
     seed: int
+    split: str = "test"
 
     @property
     def n_frames(self) -> int:
@@ -229,11 +234,13 @@ def make_case(
     every: int = 1,
     missing: float = 0.0,
     seed: int = 0,
+    split: str = "test",
 ) -> TwinCase:
-    """Observe test trajectory ``trajectory_index`` at ``points`` (grid units) with noise
-    ``noise_level · normaliser.channel_std`` (see :func:`observe`), from ``stream(seed, "obs")``:
-    the same ``seed`` gives every method the same readings."""
-    truth, true_params = stored_trajectory(ds, trajectory_index)
+    """Observe trajectory ``trajectory_index`` of ``split`` (``test``; ``val`` for tuning) at
+    ``points`` (grid units) with noise ``noise_level · normaliser.channel_std`` (see
+    :func:`observe`), from ``stream(seed, "obs")``: the same ``seed`` gives every method the
+    same readings."""
+    truth, true_params = stored_trajectory(ds, trajectory_index, split)
     # The default layout is regular and seedless; only its grid and periodicity are used.
     geometry = Geometry(ds, SensorConfig(), seed=0)
     readings = observe(
@@ -248,6 +255,7 @@ def make_case(
         points=points.double(),
         noise_std=noise_level * normaliser.channel_std.double(),
         seed=seed,
+        split=split,
     )
 
 
