@@ -21,6 +21,7 @@ app = typer.Typer(
 
 
 class DemoName(StrEnum):
+    kolmogorov = "kolmogorov"
     l96 = "l96"
 
 
@@ -48,17 +49,88 @@ def run(
 
 @app.command()
 def demo(
-    name: Annotated[DemoName, typer.Argument(help="Which demo.")] = DemoName.l96,
+    name: Annotated[DemoName, typer.Argument(help="Which demo.")] = DemoName.kolmogorov,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="kolmogorov: output and cache directory.")
+    ] = Path("runs/demo"),
     cycles: Annotated[
-        int | None, typer.Option(min=10, help="Fewer cycles for a quick look.")
+        int | None, typer.Option(min=10, help="l96: fewer cycles for a quick look.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Run a demo and print its table (l96: classical filters on Lorenz-96, Sakov & Oke 2008)."""
-    from latentda.experiments.demo import format_table, run_l96_demo
+    """Run a demo and print its table. kolmogorov (default): the benchmark pipeline at a
+    small size (data, LDNet, encoders, LD-EnSF against its baselines; cached under OUT);
+    l96: classical filters on Lorenz-96 (Sakov & Oke 2008)."""
+    if name == DemoName.l96:
+        from latentda.experiments.demo import format_table, run_l96_demo
 
-    rows = run_l96_demo(cycles=cycles, progress=progress)
-    typer.echo(format_table(rows))
+        rows = run_l96_demo(cycles=cycles, progress=progress)
+        typer.echo(format_table(rows))
+        return
+    if cycles is not None:
+        raise ConfigError("--cycles applies to the l96 demo only")
+    _benchmark("kolmogorov", "demo", out, None, None, None, [], progress)
+
+
+def _benchmark(
+    system: str,
+    size: str,
+    out: Path,
+    cache: Path | None,
+    trajectories: int | None,
+    seeds: str | None,
+    override: list[str],
+    progress: bool,
+) -> None:
+    from latentda.experiments.benchmark import benchmark_config, run_benchmark
+    from latentda.experiments.config import merge, parse_overrides
+
+    options = parse_overrides(override)
+    if trajectories is not None:
+        options = merge(options, {"test_trajectories": trajectories})
+    if seeds is not None:
+        try:
+            options = merge(options, {"seeds": [int(v) for v in seeds.split(",")]})
+        except ValueError:
+            raise ConfigError(
+                f"--seeds takes integers separated by commas, got {seeds!r}"
+            ) from None
+    config = benchmark_config(system, size, options)
+    results = run_benchmark(
+        config, out, cache, progress=progress, log=lambda line: typer.echo(line, err=True)
+    )
+    typer.echo((out / "tables.md").read_text())
+    typer.echo(f"results: {out / 'results.json'}")
+    typer.echo("figures: " + ", ".join(results["figures"]))
+
+
+@app.command()
+def benchmark(
+    system: Annotated[str, typer.Option(help="Field system: kolmogorov, tsunami, sphere.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
+    size: Annotated[
+        str, typer.Option(help="Preset: ci, bench, paper (or demo, the demo's).")
+    ] = "ci",
+    trajectories: Annotated[
+        int | None, typer.Option(help="Test trajectories (>= 10 except at ci).")
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option(help="Seeds of readings and filters, e.g. 0,1,2.")
+    ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="Datasets and trained surrogates, reused across runs [OUT/cache]."),
+    ] = None,
+    override: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a setting, e.g. --set ldnet.stage1.epochs=50."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Every field method on the same test trajectories: generates or reuses the data,
+    trains or reuses the surrogates, tunes knobs on validation trajectories; writes
+    OUT/results.json, OUT/tables.md and figures."""
+    _benchmark(system, size, out, cache, trajectories, seeds, override or [], progress)
 
 
 @app.command()

@@ -1,0 +1,924 @@
+"""``latentda benchmark``: every registered field method on the same test trajectories of a
+PDE system, with cached data and surrogates, knobs tuned on validation trajectories, and the
+LD-EnSF paper's tables and figures (DESIGN 7).
+
+The pipeline of one run:
+
+1. **data**: the system's store under ``CACHE/data``, generated or resumed by
+   :func:`~latentda.data.generate_dataset` (a store of another spec is refused by it);
+2. **surrogates**: the artefacts the registered methods need (an LDNet, one observation
+   encoder per observation setting), each in ``CACHE/<kind>/<hash>`` where the hash covers
+   its training config and what it was trained from: an unchanged config is reused, a
+   changed one trains anew, an interrupted training resumes (the trainers' own state);
+3. **per observation setting** (the paper's 10×10 sensors every frame and a sparse one):
+   every method's knobs are chosen by a grid search on validation trajectories (the same
+   trajectories, seed and number of grid points for every method), then every method runs on
+   the same test trajectories with the same readings (:func:`~.field_twin.make_case`, one
+   case per trajectory and seed shared by all methods);
+4. ``OUT/results.json``, ``OUT/tables.md`` and figures.
+
+Methods are strategies in :data:`METHODS` (:class:`MethodSpec`: a builder from a
+:class:`MethodContext` and knobs, the knob grid and the artefacts it needs); adding one is
+one entry there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from latentda.data import generate_dataset, open_dataset
+from latentda.data.normalise import Normaliser
+from latentda.data.splits import (
+    fingerprint,
+    grid_coords,
+    load_split,
+    normaliser_for,
+    split_indices,
+)
+from latentda.errors import ConfigError, FilterDivergence
+from latentda.experiments.config import merge
+from latentda.experiments.field_twin import (
+    FieldMethod,
+    FieldTwinResult,
+    LDEnSFMethod,
+    MethodRun,
+    TwinCase,
+    make_case,
+    run_method,
+)
+from latentda.experiments.twin import stream
+from latentda.filters.ldensf import LatentSurrogate, LDEnSF, ldensf_ensf
+from latentda.io import atomic_write, prepare_output, write_json
+from latentda.observations.sensors import RandomLayout, RegularLayout, SensorConfig
+from latentda.schema import parse, positive, to_dict
+from latentda.surrogates.sensing import Geometry
+from latentda.surrogates.train_encoder import encoder_config, train_encoder
+from latentda.surrogates.train_ldnet import train_config, train_ldnet
+from latentda.systems.base import FieldSystem
+from latentda.systems.registry import FIELD_SYSTEMS, SIZES, field_system, system_from_config
+
+Log = Callable[[str], None]
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass
+class SettingConfig:
+    """One observation setting: where the sensors are, their noise and schedule.
+
+    ``layout: regular`` is an evenly spread ``ny × nx`` sub-grid; ``layout: random`` draws
+    ``max(min_sensors, round(fraction · H · W))`` points uniformly (seeded by the encoder's
+    seed). ``noise_level`` is the noise std as a fraction of each channel's std (DESIGN 4);
+    frame ``t`` is observed iff ``t % every == 0``. An encoder is trained per setting.
+    """
+
+    layout: Literal["regular", "random"] = "regular"
+    ny: int = 10
+    nx: int = 10
+    fraction: float = 0.001
+    min_sensors: int = 4
+    noise_level: float = 0.1
+    every: int = 1
+
+    def validate(self, where: str) -> None:
+        positive(where, ny=self.ny, nx=self.nx, fraction=self.fraction, every=self.every)
+        positive(where, min_sensors=self.min_sensors, noise_level=self.noise_level)
+
+    def sensors(self, grid_shape: tuple[int, int]) -> SensorConfig:
+        """The encoder trainer's sensor settings on a grid of ``grid_shape`` points."""
+        if self.layout == "regular":
+            layout: RegularLayout | RandomLayout = RegularLayout(ny=self.ny, nx=self.nx)
+        else:
+            count = max(self.min_sensors, round(self.fraction * grid_shape[0] * grid_shape[1]))
+            layout = RandomLayout(count=count)
+        return SensorConfig(layout=layout, noise_level=self.noise_level, every=self.every)
+
+
+@dataclass
+class BenchmarkConfig:
+    """Everything a benchmark run reads: ``--size`` picks a preset of :data:`PRESETS`,
+    ``--set`` overrides any key.
+
+    ``system`` (options of the field system, e.g. ``n``, ``n_frames``), ``ldnet`` and
+    ``encoder`` (the ``latentda train`` configs) are mappings validated by their owners;
+    the encoder's ``sensors`` come from the settings ``paper`` and ``sparse``.
+    """
+
+    system_name: str = "kolmogorov"
+    #: The preset (``--size``).
+    preset: str = "ci"
+    #: The field system's named size (``ci``, ``bench``, ``paper``).
+    size: str = "ci"
+    #: Trajectories in the store (split 60/20/20 into train/val/test).
+    trajectories: int = 60
+    data_seed: int = 0
+    #: Test trajectories every method is scored on (the first ones of the split); at least
+    #: 10 except at size ``ci``, where a smaller split is used whole.
+    test_trajectories: int = 10
+    #: Validation trajectories of the knob search (the first ones of the val split).
+    val_trajectories: int = 3
+    ensemble_size: int = 20
+    #: Seeds of the readings and of the filters' randomness; a trajectory's scores are
+    #: averaged over seeds before the mean and std over trajectories.
+    seeds: list[int] = field(default_factory=lambda: [0])
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    #: Run the validation knob search (false: every method's first grid point).
+    tune: bool = True
+    settings: list[Literal["paper", "sparse"]] = field(default_factory=lambda: ["paper", "sparse"])
+    #: Torch threads for the run (null: torch's default). Small networks and latent filters
+    #: are dominated by thread synchronisation: on 2 shared cores one thread ran the tiny
+    #: benchmark of the tests 10x faster than two (27 s against 275 s).
+    threads: int | None = None
+    paper: SettingConfig = field(default_factory=SettingConfig)
+    sparse: SettingConfig = field(
+        default_factory=lambda: SettingConfig(layout="random", fraction=0.001, every=5)
+    )
+    system: dict[str, Any] = field(default_factory=dict)
+    ldnet: dict[str, Any] = field(default_factory=dict)
+    encoder: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self, where: str) -> None:
+        if self.system_name not in FIELD_SYSTEMS:
+            allowed = ", ".join(sorted(FIELD_SYSTEMS))
+            raise ConfigError(f"unknown system {self.system_name!r}; allowed: {allowed}")
+        if self.size not in SIZES:
+            raise ConfigError(f"{where}.size: {self.size!r}; allowed: {', '.join(SIZES)}")
+        positive(where, trajectories=self.trajectories, ensemble_size=self.ensemble_size)
+        positive(where, test_trajectories=self.test_trajectories)
+        if self.threads is not None:
+            positive(where, threads=self.threads)
+        positive(where, val_trajectories=self.val_trajectories)
+        if self.size != "ci" and self.test_trajectories < 10:
+            raise ConfigError(
+                f"{where}.test_trajectories must be >= 10 at size {self.size} "
+                f"(DESIGN 7), got {self.test_trajectories}"
+            )
+        if self.ensemble_size < 2:
+            raise ConfigError(f"{where}.ensemble_size must be >= 2, got {self.ensemble_size}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"{where}.seeds: give distinct seeds, got {self.seeds}")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ConfigError(
+                f"{where}.methods: unknown method {unknown[0]!r}; allowed: {', '.join(METHODS)}"
+            )
+        if not self.methods or not self.settings:
+            raise ConfigError(f"{where}: methods and settings must not be empty")
+
+    def setting(self, name: str) -> SettingConfig:
+        """The observation setting called ``name``."""
+        return self.paper if name == "paper" else self.sparse
+
+    def build_system(self) -> FieldSystem:
+        """The field system of the store."""
+        return field_system(self.system_name, self.size, **self.system)
+
+
+# A small LDNet and encoder: ci and the demo train in minutes on 2 CPU cores.
+_SMALL_SURROGATES: dict[str, Any] = {
+    "ldnet": {
+        "model": {"latent_dim": 9, "recon_width": 64, "recon_blocks": 2},
+        "stage1": {"epochs": 150, "eval_every": 10},
+        "stage2": {"epochs": 20},
+    },
+    "encoder": {"model": {"hidden": 64, "embed": 32}, "stage": {"epochs": 100}},
+}
+
+#: ``--size`` presets: the system's size, the store and the training budgets (``bench`` and
+#: ``paper`` keep the trainers' defaults, tuned at bench size). ``demo`` is ``latentda
+#: demo``'s: Kolmogorov at 32² with 20 frames and the paper setting only, measured to fit
+#: its time budget (README): scoring decodes every member at every frame, which dominates a
+#: cached run, and the LDNet's validation error still fell at 150 epochs.
+PRESETS: dict[str, dict[str, Any]] = {
+    "ci": {
+        "size": "ci",
+        "trajectories": 40,
+        "val_trajectories": 2,
+        "threads": 1,
+        **_SMALL_SURROGATES,
+    },
+    "bench": {"size": "bench", "trajectories": 60},
+    "paper": {"size": "paper", "trajectories": 100},
+    "demo": {
+        "size": "ci",
+        "trajectories": 50,
+        "val_trajectories": 2,
+        "system": {"n_frames": 20},
+        "threads": 1,
+        "settings": ["paper"],
+        **_SMALL_SURROGATES,
+        "ldnet": merge(_SMALL_SURROGATES["ldnet"], {"stage1": {"epochs": 400}}),
+    },
+}
+
+
+def benchmark_config(
+    system: str, preset: str, overrides: dict[str, Any] | None = None
+) -> BenchmarkConfig:
+    """The validated configuration of ``system`` at ``preset`` (a :data:`PRESETS` key) with
+    ``overrides`` (nested keys as parsed from ``--set``): one-line :class:`ConfigError` for
+    unknown keys and bad values, before any data is read."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown size {preset!r}; allowed: {', '.join(PRESETS)}")
+    over = dict(overrides or {})
+    for key in ("system_name", "preset"):
+        if key in over:
+            raise ConfigError(f"benchmark.{key} is set by --system/--size, not --set")
+    data = merge({"system_name": system, "preset": preset, **PRESETS[preset]}, over)
+    mappings = {}
+    for key in ("system", "ldnet", "encoder"):
+        sub = data.pop(key, None) or {}
+        if not isinstance(sub, dict):
+            raise ConfigError(f"benchmark.{key}: expected a mapping, got {sub!r}")
+        mappings[key] = sub
+    if "sensors" in mappings["encoder"]:
+        raise ConfigError("benchmark.encoder.sensors is set by the settings paper and sparse")
+    cfg = parse(BenchmarkConfig, data, "benchmark")
+    cfg.system, cfg.ldnet, cfg.encoder = mappings["system"], mappings["ldnet"], mappings["encoder"]
+    cfg.build_system()  # unknown or bad system options fail now
+    train_config(cfg.ldnet)
+    encoder_config(cfg.encoder)
+    return cfg
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def config_hash(payload: Any) -> str:
+    """16 hex digits identifying a JSON-able ``payload`` (key order does not matter)."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Artefact:
+    """A trained surrogate in the cache: ``directory`` (a ``latentda train`` output),
+    whether this run reused it, and its ``metrics.json``."""
+
+    kind: str
+    directory: Path
+    reused: bool
+    metrics: dict[str, Any]
+
+
+class Cache:
+    """Datasets and trained surrogates under one root, each named by a hash of what made it.
+
+    Layout::
+
+        ROOT/data/<system>-<hash of system config, trajectories, seed>.zarr
+        ROOT/ldnet/<hash of training config and data fingerprint>/
+        ROOT/encoder/<hash of training config (with sensors) and the LDNet's hash>/
+
+    An artefact directory is complete once its ``metrics.json`` exists (the trainers write
+    it last): it is reused without loading the training data. Otherwise the trainer runs and
+    resumes from the directory's ``state/``.
+    """
+
+    def __init__(self, root: Path, progress: bool, log: Log) -> None:
+        self.root, self.progress, self.log = Path(root), progress, log
+
+    def dataset_path(self, config: BenchmarkConfig) -> Path:
+        """Where the store of ``config`` lives."""
+        spec = {
+            "system": config.build_system().config(),
+            "trajectories": config.trajectories,
+            "seed": config.data_seed,
+        }
+        return self.root / "data" / f"{config.system_name}-{config_hash(spec)}.zarr"
+
+    def dataset(self, config: BenchmarkConfig) -> tuple[Path, int]:
+        """Generate, finish or reuse the store of ``config``; returns its path and the number
+        of trajectories generated now (0: reused as it was)."""
+        path = self.dataset_path(config)
+        report = generate_dataset(
+            path,
+            config.build_system(),
+            config.trajectories,
+            config.data_seed,
+            progress=self.progress,
+        )
+        what = "reused" if report.generated == 0 else f"generated {report.generated} trajectories"
+        self.log(f"data: {what} in {path}")
+        return path, report.generated
+
+    def ensure(
+        self, kind: str, key: dict[str, Any], train: Callable[[Path], dict[str, Any]]
+    ) -> Artefact:
+        """The artefact of ``kind`` made from ``key``: reused if complete, else trained
+        (resuming) by ``train(directory)``, which returns its metrics."""
+        directory = self.root / kind / config_hash(key)
+        done = directory / "metrics.json"
+        if done.exists():
+            self.log(f"{kind}: reused {directory}")
+            return Artefact(kind, directory, True, json.loads(done.read_text()))
+        resuming = (directory / "state").exists()
+        prepare_output(directory)
+        write_json(directory / "key.json", key)
+        self.log(f"{kind}: {'resuming' if resuming else 'training'} in {directory}")
+        return Artefact(kind, directory, False, train(directory))
+
+    def ldnet(self, ds: xr.Dataset, settings: dict[str, Any]) -> Artefact:
+        cfg = train_config(settings)
+        key = {"config": to_dict(cfg), "data": fingerprint(ds)}
+        return self.ensure("ldnet", key, lambda d: train_ldnet(ds, d, cfg, progress=self.progress))
+
+    def encoder(self, ds: xr.Dataset, ldnet: Artefact, settings: dict[str, Any]) -> Artefact:
+        cfg = encoder_config(settings)
+        key = {"config": to_dict(cfg), "ldnet": ldnet.directory.name}
+        return self.ensure(
+            "encoder",
+            key,
+            lambda d: train_encoder(ds, ldnet.directory, d, cfg, progress=self.progress),
+        )
+
+
+# --------------------------------------------------------------------------- methods
+
+
+@dataclass
+class MethodContext:
+    """What a method builder may use for one observation setting.
+
+    Attributes
+    ----------
+    ds
+        The store (grid, system config, prior; never read test truths from it).
+    setting
+        Name of the observation setting (``paper``, ``sparse``).
+    sensors
+        Its sensor settings (layout, noise level, ``every``).
+    ensemble_size
+        ``N``.
+    artefacts
+        Trained surrogate directories by kind (``ldnet``, ``encoder`` for this setting).
+    """
+
+    ds: xr.Dataset
+    setting: str
+    sensors: SensorConfig
+    ensemble_size: int
+    artefacts: dict[str, Path]
+
+    @cached_property
+    def surrogate(self) -> LatentSurrogate:
+        """The LDNet and this setting's encoder, loaded once."""
+        return LatentSurrogate.load(self.artefacts["ldnet"], self.artefacts["encoder"], self.ds)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method: ``build(context, **knobs)`` -> :class:`FieldMethod`.
+
+    Attributes
+    ----------
+    label
+        Name in tables and figures.
+    build
+        Builder from a :class:`MethodContext` and one value per knob of ``grid``.
+    grid
+        Candidate values of each knob; the validation search tries their product (the
+        first combination is the default when tuning is off).
+    needs
+        Artefact kinds the builder reads from ``context.artefacts``.
+    """
+
+    label: str
+    build: Callable[..., FieldMethod]
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()
+
+    def candidates(self) -> list[dict[str, Any]]:
+        """Every knob combination of the grid, in order (``[{}]`` without knobs)."""
+        keys = list(self.grid)
+        return [
+            dict(zip(keys, values, strict=True))
+            for values in itertools.product(*(self.grid[k] for k in keys))
+        ]
+
+
+def _ldensf(ctx: MethodContext, scale: float, param_jitter: float) -> FieldMethod:
+    filt = LDEnSF(
+        ensemble_size=ctx.ensemble_size,
+        ensf=ldensf_ensf(scaling=scale),
+        param_jitter=param_jitter,
+    )
+    return LDEnSFMethod(ctx.surrogate, filt)
+
+
+def _no_assimilation(ctx: MethodContext) -> FieldMethod:
+    return LDEnSFMethod(ctx.surrogate, LDEnSF(ensemble_size=ctx.ensemble_size), assimilate=False)
+
+
+#: Every method of the benchmark by result key. LD-EnSF's grid: the EnSF scale ``c`` in
+#: units of the latent noise (stable below ``√K = 10``, see :func:`ldensf_ensf`) and the
+#: parameter random walk ``σ_u``; 8 combinations, the budget every tuned method gets.
+METHODS: dict[str, MethodSpec] = {
+    "ldensf": MethodSpec(
+        "LD-EnSF",
+        _ldensf,
+        {"scale": [7.0, 3.0, 5.0, 9.0], "param_jitter": [0.0, 0.01]},
+        ("ldnet", "encoder"),
+    ),
+    "no_assimilation": MethodSpec(
+        "No assimilation (prior ensemble)", _no_assimilation, {}, ("ldnet", "encoder")
+    ),
+}
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class Trace:
+    """What the figures need of one run: the ensemble mean at the final frame ``(C, H, W)``
+    and the parameter ensemble ``(T, N, p)``, both physical units."""
+
+    final_mean: Tensor
+    params: Tensor
+
+
+class Traced(FieldMethod):
+    """A method whose run also keeps a :class:`Trace` (the final-frame mean is taken while
+    :func:`run_method` decodes that frame for scoring, so nothing is decoded twice)."""
+
+    def __init__(self, inner: FieldMethod) -> None:
+        self.inner = inner
+        self.trace: Trace | None = None
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.inner.name
+
+    def run(self, case: TwinCase, gen: torch.Generator) -> MethodRun:
+        run = self.inner.run(case, gen)
+        last = case.n_frames - 1
+
+        def members(t: int) -> Tensor:
+            m = run.members(t)
+            if t == last:
+                self.trace = Trace(m.double().mean(0), run.params.double())
+            return m
+
+        return dataclasses.replace(run, members=members)
+
+
+@dataclass
+class Outcome:
+    """One method on one case: its result, or why it stopped (a diverged filter)."""
+
+    result: FieldTwinResult | None
+    trace: Trace | None
+    error: str | None = None
+
+
+def attempt(method: FieldMethod, case: TwinCase) -> Outcome:
+    """:func:`run_method`, with a diverging ensemble recorded instead of ending the run."""
+    traced = Traced(method)
+    try:
+        result = run_method(traced, case)
+    except FilterDivergence as exc:
+        return Outcome(None, None, str(exc))
+    if not all(bool(torch.isfinite(v).all()) for v in result.scores.values()):
+        return Outcome(None, None, "non-finite scores")
+    return Outcome(result, traced.trace)
+
+
+@dataclass(frozen=True)
+class Trajectories:
+    """Which trajectories of a split are used: positions within it and store indices."""
+
+    split: str
+    positions: list[int]
+    store_index: list[int]
+
+    @classmethod
+    def first(cls, ds: xr.Dataset, split: str, wanted: int, at_most: bool) -> Trajectories:
+        """The first ``wanted`` trajectories of ``split``; with ``at_most`` fewer are
+        accepted if the split holds fewer (else a one-line error)."""
+        idx = split_indices(ds, split)
+        n = min(wanted, len(idx)) if at_most else wanted
+        if n < 1 or n > len(idx):
+            raise ConfigError(
+                f"the {split} split holds {len(idx)} trajectories, {wanted} wanted: "
+                "raise --set trajectories (the store's size) or lower the count"
+            )
+        return cls(split, list(range(n)), [int(i) for i in idx[:n]])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"split": self.split, "positions": self.positions, "store_index": self.store_index}
+
+
+class Setting:
+    """One observation setting of a run: its sensors, normaliser and the cases it observes."""
+
+    def __init__(
+        self, name: str, cfg: SettingConfig, ds: xr.Dataset, normaliser: Normaliser, seed: int
+    ) -> None:
+        self.name, self.cfg, self.ds, self.normaliser = name, cfg, ds, normaliser
+        shape = (ds.sizes[ds["fields"].dims[-2]], ds.sizes[ds["fields"].dims[-1]])
+        self.sensors = cfg.sensors(shape)
+        # The encoder trainer places its sensors with its own seed: the same points here.
+        self.points = Geometry(ds, self.sensors, seed).points
+
+    def case(self, split: str, position: int, seed: int) -> TwinCase:
+        """Trajectory ``position`` of ``split`` observed with the readings of ``seed``."""
+        return make_case(
+            self.ds,
+            position,
+            self.points,
+            self.normaliser,
+            self.cfg.noise_level,
+            self.cfg.every,
+            0.0,
+            seed,
+            split,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        n_points = int(grid_coords(self.ds).shape[0])
+        return {
+            **to_dict(self.cfg),
+            "sensors": int(self.points.shape[0]),
+            "sensor_fraction": float(self.points.shape[0]) / n_points,
+        }
+
+
+def tune(
+    specs: dict[str, MethodSpec],
+    context: MethodContext,
+    cases: list[TwinCase],
+    enabled: bool,
+    progress: bool,
+) -> dict[str, dict[str, Any]]:
+    """Each method's knobs by grid search on validation ``cases``: the combination with the
+    lowest mean over cases of the time-mean relative RMSE (a diverged run counts as ``inf``;
+    ties keep the earlier one). Returns per method the grid, every trial and the choice."""
+    out = {}
+    for name, spec in specs.items():
+        grid = spec.candidates()
+        if not enabled:
+            grid = grid[:1]
+        trials = []
+        for knobs in tqdm(grid, disable=not progress, desc=f"tune {name}", leave=False):
+            method = spec.build(context, **knobs)
+            scores, errors = [], []
+            for case in cases:
+                o = attempt(method, case)
+                scores.append(math.inf if o.result is None else o.result.time_means()["rel_rmse"])
+                if o.error:
+                    errors.append(o.error)
+            trials.append(
+                {"knobs": knobs, "val_rel_rmse": float(np.mean(scores)), "errors": errors}
+            )
+        best = min(range(len(trials)), key=lambda i: trials[i]["val_rel_rmse"])
+        out[name] = {
+            "grid": spec.grid,
+            "trials": trials,
+            "chosen": trials[best]["knobs"],
+            "runs": len(trials) * len(cases),
+        }
+    return out
+
+
+def full_order_dynamics(ds: xr.Dataset, members: int, seed: int) -> dict[str, Any]:
+    """Seconds the full-order model takes to step ``members`` states through the store's
+    ``T − 1`` frame intervals (one trajectory's forecasts), from prior parameters and
+    initial states, in float64 as the store was generated: the reference of the speed-up."""
+    spec = json.loads(ds.attrs["latentda"])
+    system = system_from_config(spec["system"])
+    gen = stream(seed, "filter")
+    u = system.sample_params(members, gen)
+    x = system.initial_state(u, gen)
+    n_frames = ds.sizes["time"]
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        t = 0.0
+        for _ in range(n_frames - 1):
+            x = system.step(x, u, system.frame_dt, t)
+            t += system.frame_dt
+    seconds = time.perf_counter() - t0
+    return {"dynamics_s": seconds, "members": members, "state_dim": int(x[0].numel())}
+
+
+def summarise(outcomes: dict[tuple[int, int], Outcome], full_order_s: float) -> dict[str, Any]:
+    """Scores of one method over ``outcomes[(position, seed)]``: each trajectory's time-mean
+    and final-frame scores averaged over its seeds, then mean and std (``ddof = 1``; 0 for
+    one trajectory) over trajectories; timings are means per run."""
+    done = {k: o.result for k, o in outcomes.items() if o.result is not None}
+    errors = sorted({o.error for o in outcomes.values() if o.error})
+    summary: dict[str, Any] = {
+        "n_runs": len(outcomes),
+        "n_finished": len(done),
+        "errors": errors,
+    }
+    if not done:
+        return summary
+    positions = sorted({p for p, _ in done})
+    results = list(done.values())
+
+    def stat(pick: Callable[[FieldTwinResult], dict[str, float]], key: str) -> dict[str, float]:
+        per_traj = [
+            float(np.mean([pick(r)[key] for (p, _), r in done.items() if p == pos]))
+            for pos in positions
+        ]
+        std = float(np.std(per_traj, ddof=1)) if len(per_traj) > 1 else 0.0
+        return {"mean": float(np.mean(per_traj)), "std": std}
+
+    for key in ("rel_rmse", "rmse", "spread", "crps", "coverage90", "param_rel_error"):
+        summary[key] = {
+            "time_mean": stat(FieldTwinResult.time_means, key),
+            "final": stat(FieldTwinResult.final, key),
+        }
+    timings = {k: float(np.mean([r.timings[k] for r in results])) for k in results[0].timings}
+    frames = torch.stack([r.scores["rel_rmse"] for r in results])  # (runs, T)
+    summary.update(
+        {
+            "n_trajectories": len(positions),
+            "timings": timings,
+            "latent_dim": results[0].latent_dim,
+            "dynamics_speedup": full_order_s / timings["dynamics_s"]
+            if timings.get("dynamics_s", 0.0) > 0
+            else None,
+            "n_observed_frames": results[0].n_observed,
+            "rel_rmse_per_frame": {
+                "mean": frames.mean(0).tolist(),
+                "std": (
+                    frames.std(0) if len(results) > 1 else torch.zeros_like(frames[0])
+                ).tolist(),
+            },
+        }
+    )
+    return summary
+
+
+@dataclass
+class SettingRun:
+    """Everything one setting produced: per-method outcomes by ``(position, seed)``."""
+
+    setting: Setting
+    tuning: dict[str, dict[str, Any]]
+    outcomes: dict[str, dict[tuple[int, int], Outcome]]
+    first_case: TwinCase
+
+
+def run_setting(
+    setting: Setting,
+    specs: dict[str, MethodSpec],
+    context: MethodContext,
+    config: BenchmarkConfig,
+    val: Trajectories,
+    test: Trajectories,
+    progress: bool,
+) -> SettingRun:
+    """Tune every method on ``val`` (first seed), then run them all on ``test`` × seeds,
+    each case built once and shared by all methods (same readings)."""
+    val_cases = [setting.case("val", p, config.seeds[0]) for p in val.positions]
+    tuning = tune(specs, context, val_cases, config.tune, progress)
+    methods = {n: s.build(context, **tuning[n]["chosen"]) for n, s in specs.items()}
+    outcomes: dict[str, dict[tuple[int, int], Outcome]] = {n: {} for n in specs}
+    first_case = None
+    pairs = [(p, s) for p in test.positions for s in config.seeds]
+    for position, seed in tqdm(pairs, disable=not progress, desc=f"test {setting.name}"):
+        case = setting.case("test", position, seed)
+        first_case = first_case or case
+        for name, method in methods.items():
+            outcomes[name][(position, seed)] = attempt(method, case)
+    assert first_case is not None  # Trajectories holds at least one position
+    return SettingRun(setting, tuning, outcomes, first_case)
+
+
+def run_benchmark(
+    config: BenchmarkConfig,
+    out: str | Path,
+    cache: str | Path | None = None,
+    progress: bool = True,
+    log: Log = print,
+) -> dict[str, Any]:
+    """Run the whole benchmark of ``config``; writes ``out/results.json``, ``out/tables.md``
+    and figures ``out/*.png``, and returns the results. ``cache`` defaults to ``out/cache``."""
+    threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        return _run_benchmark(config, Path(out), cache, progress, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_benchmark(
+    config: BenchmarkConfig, out: Path, cache: str | Path | None, progress: bool, log: Log
+) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    prepare_output(out)
+    store = Cache(Path(cache) if cache is not None else out / "cache", progress, log)
+    specs = {name: METHODS[name] for name in config.methods}
+    needs = {kind for spec in specs.values() for kind in spec.needs}
+
+    path, generated = store.dataset(config)
+    ds = open_dataset(path)
+    normaliser = normaliser_for(ds, load_split(ds, "train"))
+    at_most = config.size == "ci"
+    test = Trajectories.first(ds, "test", config.test_trajectories, at_most)
+    val = Trajectories.first(ds, "val", config.val_trajectories, at_most=True)
+    artefacts: dict[str, Artefact] = {}
+    if needs & {"ldnet", "encoder"}:
+        artefacts["ldnet"] = store.ldnet(ds, config.ldnet)
+    enc_seed = encoder_config(config.encoder).seed
+    settings = {n: Setting(n, config.setting(n), ds, normaliser, enc_seed) for n in config.settings}
+    for name, setting in settings.items():
+        if "encoder" in needs:
+            enc = {**config.encoder, "sensors": to_dict(setting.sensors)}
+            artefacts[f"encoder/{name}"] = store.encoder(ds, artefacts["ldnet"], enc)
+    full = full_order_dynamics(ds, config.ensemble_size, config.seeds[0])
+    log(
+        f"full-order model: {full['dynamics_s']:.3g} s for one trajectory of N = "
+        f"{config.ensemble_size} forecasts"
+    )
+
+    runs = {}
+    for name, setting in settings.items():
+        dirs = {k: a.directory for k, a in artefacts.items() if "/" not in k}
+        if f"encoder/{name}" in artefacts:
+            dirs["encoder"] = artefacts[f"encoder/{name}"].directory
+        context = MethodContext(ds, name, setting.sensors, config.ensemble_size, dirs)
+        runs[name] = run_setting(setting, specs, context, config, val, test, progress)
+        log(f"setting {name}: done")
+
+    results = {
+        "system": config.system_name,
+        "preset": config.preset,
+        "size": config.size,
+        "config": to_dict(config),
+        "dataset": {
+            "store": str(path),
+            "generated_now": generated,
+            "fingerprint": fingerprint(ds),
+            "trajectories": config.trajectories,
+            "splits": {s: int(len(split_indices(ds, s))) for s in ("train", "val", "test")},
+        },
+        "artefacts": {
+            k: {"directory": str(a.directory), "reused": a.reused} for k, a in artefacts.items()
+        },
+        "full_order": full,
+        "test": {**test.to_dict(), "n_trajectories": len(test.positions), "seeds": config.seeds},
+        "settings": {},
+    }
+    figures: list[Path] = []
+    for name, run in runs.items():
+        methods = {
+            m: {
+                "label": specs[m].label,
+                "knobs": run.tuning[m]["chosen"],
+                "seeds": config.seeds,
+                **summarise(run.outcomes[m], full["dynamics_s"]),
+            }
+            for m in specs
+        }
+        results["settings"][name] = {
+            "observations": run.setting.describe(),
+            "tuning": {
+                **val.to_dict(),
+                "seed": config.seeds[0],
+                "selection": "lowest mean time-mean rel_rmse over the validation trajectories",
+                "methods": run.tuning,
+            },
+            "methods": methods,
+        }
+        figures += _figures(run, specs, out)
+    results["figures"] = [str(f) for f in figures]
+    results["wall_s"] = time.perf_counter() - t_start
+    atomic_write(out / "tables.md", lambda tmp: tmp.write_text(format_tables(results)))
+    write_json(out / "results.json", results)
+    return results
+
+
+def _figures(run: SettingRun, specs: dict[str, MethodSpec], out: Path) -> list[Path]:
+    """The setting's figures from its first test case (fields, parameters) and all cases
+    (error curves)."""
+    from latentda.experiments.plots import plot_error_curves, plot_final_fields, plot_params
+
+    case = run.first_case
+    key = (case.trajectory_index, case.seed)
+    traces = {
+        specs[m].label: o[key].trace for m, o in run.outcomes.items() if o[key].trace is not None
+    }
+    times = np.asarray(case.ds["time"].values, dtype=float)
+    curves = {}
+    for m, outcomes in run.outcomes.items():
+        done = [o.result.scores["rel_rmse"] for o in outcomes.values() if o.result is not None]
+        if done:
+            stacked = torch.stack(done)
+            curves[specs[m].label] = (stacked.mean(0).numpy(), stacked.std(0, correction=0).numpy())
+    name = run.setting.name
+    title = f"{name} setting, test trajectory {case.trajectory_index}"
+    return [
+        plot_final_fields(
+            case.ds,
+            case.truth[-1].double(),
+            {k: t.final_mean for k, t in traces.items()},
+            out / f"fields_{name}.png",
+            title,
+        ),
+        plot_error_curves(times, curves, out / f"rel_error_{name}.png", f"{name} setting"),
+        plot_params(
+            case.ds,
+            times,
+            {k: t.params for k, t in traces.items()},
+            case.true_params,
+            out / f"params_{name}.png",
+            title,
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _pm(stat: dict[str, float] | None, digits: int = 4) -> str:
+    if stat is None:
+        return "–"
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+def _knobs(knobs: dict[str, Any]) -> str:
+    return (
+        ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in knobs.items())
+        or "–"
+    )
+
+
+def format_tables(results: dict[str, Any]) -> str:
+    """The LD-EnSF paper's Table 2 (timings) and Table 3 (accuracy) layouts, per setting,
+    as Markdown."""
+    full = results["full_order"]
+    test = results["test"]
+    lines = [
+        f"# Benchmark: {results['system']} (size {results['preset']})",
+        "",
+        f"{test['n_trajectories']} test trajectories (store indices {test['store_index']}), "
+        f"seeds {test['seeds']}; every method sees the same readings. Knobs chosen on "
+        "validation trajectories (see results.json, `tuning`).",
+    ]
+    for name, setting in results["settings"].items():
+        obs = setting["observations"]
+        lines += [
+            "",
+            f"## Setting `{name}`: {obs['sensors']} sensors ({100 * obs['sensor_fraction']:.2g} % "
+            f"of grid points, {obs['layout']}), every {obs['every']} frame(s), "
+            f"noise {100 * obs['noise_level']:g} %",
+            "",
+            "### Table 2: time per trajectory (s)",
+            "",
+            "| method | state dim | dynamics | filter | reconstruction | dynamics speed-up |",
+            "|---|---|---|---|---|---|",
+            f"| full-order model (N = {full['members']} forecasts) | {full['state_dim']} | "
+            f"{full['dynamics_s']:.3g} | – | – | 1 |",
+        ]
+        for m in setting["methods"].values():
+            if "timings" not in m:
+                lines.append(f"| {m['label']} | – | diverged: {m['errors'][0]} | | | |")
+                continue
+            t, speed = m["timings"], m["dynamics_speedup"]
+            lines.append(
+                f"| {m['label']} | {m['latent_dim']} | {t['dynamics_s']:.3g} | "
+                f"{t['filter_s']:.3g} | {t['reconstruction_s']:.3g} | "
+                f"{'–' if speed is None else f'{speed:.3g}'} |"
+            )
+        lines += [
+            "",
+            "### Table 3: accuracy (mean ± std over test trajectories)",
+            "",
+            "| method | knobs | rel. RMSE (time mean) | rel. RMSE (final) | "
+            "param. rel. error (final) | CRPS (time mean) | 90 % coverage | runs |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for m in setting["methods"].values():
+            runs = f"{m['n_finished']}/{m['n_runs']}"
+            if "rel_rmse" not in m:
+                lines.append(
+                    f"| {m['label']} | {_knobs(m['knobs'])} | – | – | – | – | – | {runs} |"
+                )
+                continue
+            lines.append(
+                f"| {m['label']} | {_knobs(m['knobs'])} | {_pm(m['rel_rmse']['time_mean'])} | "
+                f"{_pm(m['rel_rmse']['final'])} | {_pm(m['param_rel_error']['final'])} | "
+                f"{_pm(m['crps']['time_mean'])} | {_pm(m['coverage90']['time_mean'], 2)} | {runs} |"
+            )
+    lines.append("")
+    return "\n".join(lines)

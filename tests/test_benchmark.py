@@ -1,0 +1,202 @@
+"""``latentda benchmark`` through its real entry point on a tiny Kolmogorov configuration:
+every file with every registered method, counts recorded, a second run reusing the cache
+with identical numbers, knobs tuned on validation trajectories only, and bad input giving
+exit code 2 with a one-line message."""
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zarr
+
+from latentda.cli import main
+from latentda.data import open_dataset
+from latentda.experiments import field_twin
+from latentda.experiments.benchmark import METHODS, Cache, benchmark_config
+from latentda.experiments.config import parse_overrides
+
+# 16² grid, 10 frames, 12 trajectories (7/2/3 train/val/test), a small LDNet and encoders
+# trained for a few epochs: the test checks the pipeline, not the accuracy.
+TINY = [
+    "system.n=16",
+    "system.n_frames=10",
+    "trajectories=12",
+    "data_seed=3",
+    "paper.ny=4",
+    "paper.nx=4",
+    "ensemble_size=8",
+    "ldnet.model.latent_dim=4",
+    "ldnet.model.recon_width=16",
+    "ldnet.model.recon_blocks=1",
+    "ldnet.model.fourier_features=8",
+    "ldnet.model.dyn_width=16",
+    "ldnet.stage1.epochs=20",
+    "ldnet.stage1.points=64",
+    "ldnet.stage1.frames=5",
+    "ldnet.stage1.eval_every=10",
+    "ldnet.stage2.epochs=2",
+    "ldnet.stage2.points=64",
+    "ldnet.stage2.eval_every=2",
+    "encoder.model.hidden=16",
+    "encoder.model.embed=8",
+    "encoder.stage.epochs=10",
+    "encoder.stage.batch_size=3",
+]
+SETS = [arg for pair in TINY for arg in ("--set", pair)]
+N_TEST = 3  # the whole test split of the tiny store (ci size allows fewer than 10)
+
+
+def benchmark(out: Path, cache: Path, *extra: str) -> None:
+    main(["benchmark", "--system", "kolmogorov", "--size", "ci", "--out", str(out),
+          "--cache", str(cache), "--no-progress", *SETS, *extra])  # fmt: skip
+
+
+def fails(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """Run the CLI expecting a user error; returns its one-line message (progress lines
+    such as "data: reused ..." may precede it on stderr)."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert lines[-1].startswith("latentda: error: ") and err.endswith("\n"), err
+    assert "Traceback" not in err and "error" not in "".join(lines[:-1]), err
+    return lines[-1]
+
+
+def checkpoints(cache: Path) -> dict[str, int]:
+    """Modification times (ns) of every trained artefact file in the cache."""
+    return {
+        str(p.relative_to(cache)): p.stat().st_mtime_ns
+        for p in sorted(cache.glob("*/*/*.safetensors"))
+    }
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("bench")
+    benchmark(root / "out1", root / "cache")
+    results = json.loads((root / "out1" / "results.json").read_text())
+    return {"root": root, "results": results, "mtimes": checkpoints(root / "cache")}
+
+
+def test_writes_results_tables_and_figures_for_every_method(first: dict[str, Any]) -> None:
+    out, results = first["root"] / "out1", first["results"]
+    assert results["test"]["n_trajectories"] == N_TEST and results["test"]["seeds"] == [0]
+    assert results["dataset"]["splits"] == {"train": 7, "val": 2, "test": 3}
+    assert set(results["settings"]) == {"paper", "sparse"}
+    obs = results["settings"]["sparse"]["observations"]
+    assert obs["every"] == 5 and obs["sensors"] == 4  # 0.1 % of 256 points, at least 4
+    for name, setting in results["settings"].items():
+        assert set(setting["methods"]) == set(METHODS), name
+        for m in setting["methods"].values():
+            assert m["n_trajectories"] == N_TEST and m["n_finished"] == N_TEST, m["errors"]
+            assert m["seeds"] == [0] and m["latent_dim"] == 4 + 1
+            for key in ("rel_rmse", "param_rel_error", "crps", "coverage90"):
+                assert np.isfinite(m[key]["time_mean"]["mean"]), key
+                assert np.isfinite(m[key]["final"]["std"]), key
+            assert set(m["timings"]) >= {"dynamics_s", "filter_s", "reconstruction_s"}
+            assert len(m["rel_rmse_per_frame"]["mean"]) == 10
+    # Every tuned method had the same budget: its whole grid on the same trajectories.
+    tuning = results["settings"]["paper"]["tuning"]
+    for name, t in tuning["methods"].items():
+        assert len(t["trials"]) == len(METHODS[name].candidates())
+        assert t["chosen"] in [trial["knobs"] for trial in t["trials"]]
+    tables = (out / "tables.md").read_text()
+    assert "Table 2" in tables and "Table 3" in tables
+    for spec in METHODS.values():
+        assert tables.count(f"| {spec.label} |") == 2 * 2  # two tables × two settings
+    figures = [Path(f) for f in results["figures"]]
+    assert {f.name for f in figures} == {
+        f"{kind}_{s}.png" for kind in ("fields", "rel_error", "params") for s in ("paper", "sparse")
+    }
+    assert all(f.parent == out and f.stat().st_size > 1000 for f in figures)
+
+
+def test_second_run_reuses_cache_and_tunes_on_validation_only(
+    first: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = first["root"]
+    reads: list[tuple[str, int]] = []
+    stored = field_twin.stored_trajectory
+
+    def spy(ds: Any, index: int, split: str = "test") -> Any:
+        reads.append((split, index))
+        return stored(ds, index, split)
+
+    monkeypatch.setattr(field_twin, "stored_trajectory", spy)
+    benchmark(root / "out2", root / "cache")
+    again = json.loads((root / "out2" / "results.json").read_text())
+    # Nothing generated or trained: the same files, untouched, flagged as reused.
+    assert again["dataset"]["generated_now"] == 0
+    assert all(a["reused"] for a in again["artefacts"].values())
+    assert not any(a["reused"] for a in first["results"]["artefacts"].values())
+    assert checkpoints(root / "cache") == first["mtimes"] and len(first["mtimes"]) == 3
+    # Same seed, same readings and filters: the same numbers.
+    for name, setting in again["settings"].items():
+        for m, scores in setting["methods"].items():
+            before = first["results"]["settings"][name]["methods"][m]
+            assert scores["rel_rmse"] == before["rel_rmse"], (name, m)
+            assert scores["knobs"] == before["knobs"]
+
+    # The knob search read validation trajectories only, and exactly the recorded ones.
+    ds = open_dataset(again["dataset"]["store"])
+    test_idx = again["test"]["store_index"]
+    assert (ds["split"].values[test_idx] == "test").all()
+    per_setting = len(reads) // 2
+    for k, (name, setting) in enumerate(again["settings"].items()):
+        tuning = setting["tuning"]
+        assert (
+            tuning["split"] == "val" and (ds["split"].values[tuning["store_index"]] == "val").all()
+        )
+        assert not set(tuning["store_index"]) & set(test_idx)
+        mine = reads[k * per_setting : (k + 1) * per_setting]
+        n_val = len(tuning["positions"])
+        assert mine[:n_val] == [("val", p) for p in tuning["positions"]], name
+        assert mine[n_val:] == [("test", p) for p in again["test"]["positions"]], name
+
+
+def test_bad_input_exits_2_with_one_line(
+    first: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = str(tmp_path / "out")
+    assert "unknown system 'lorenz'" in fails(
+        capsys, "benchmark", "--system", "lorenz", "--out", out
+    )
+    assert "unknown key 'colour'" in fails(
+        capsys, "benchmark", "--system", "kolmogorov", "--out", out, "--set", "colour=red"
+    )
+    assert "unknown size" in fails(
+        capsys, "benchmark", "--system", "kolmogorov", "--size", "huge", "--out", out
+    )
+    assert ">= 10" in fails(
+        capsys, "benchmark", "--system", "kolmogorov", "--size", "bench", "--out", out,
+        "--trajectories", "3",
+    )  # fmt: skip
+    assert "--seeds" in fails(
+        capsys, "benchmark", "--system", "kolmogorov", "--out", out, "--seeds", "1,x"
+    )
+
+    # A half-written store: every trajectory flagged done, one without its data.
+    cfg = benchmark_config("kolmogorov", "ci", parse_overrides(TINY))
+    good = Cache(first["root"] / "cache", False, print).dataset_path(cfg)
+    cache = tmp_path / "cache"
+    broken = Cache(cache, False, print).dataset_path(cfg)
+    shutil.copytree(good, broken)
+    group = zarr.open_group(str(broken), mode="r+")
+    train = int(np.flatnonzero(np.asarray(group["split"][:]) == "train")[0])
+    group["fields"][train] = np.full(group["fields"].shape[1:], np.nan, dtype=np.float32)
+    err = fails(capsys, "benchmark", "--system", "kolmogorov", "--out", out,
+                "--cache", str(cache), "--no-progress", *SETS)  # fmt: skip
+    assert "NaN or Inf" in err
+    # Not a store at all where the store should be.
+    shutil.rmtree(broken)
+    broken.mkdir()
+    (broken / "junk").write_text("x")
+    err = fails(capsys, "benchmark", "--system", "kolmogorov", "--out", out,
+                "--cache", str(cache), "--no-progress", *SETS)  # fmt: skip
+    assert "not a latentda dataset" in err
