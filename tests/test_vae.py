@@ -8,6 +8,7 @@ import torch
 
 from latentda.errors import ConfigError, DataError
 from latentda.surrogates.latent_dynamics import LatentDynamics, LatentDynamicsConfig, dyn_loss
+from latentda.surrogates.layers import ForcingClock
 from latentda.surrogates.vae import ConvVAE, VAEConfig, kl_gaussians
 
 
@@ -220,6 +221,25 @@ def test_dyn_loss_fits_linear_latent_dynamics() -> None:
         dyn_loss(model, target[:, :1], u)
     with pytest.raises(DataError):
         model.rollout(target[:, 0], None, 2)
+
+
+def test_latent_dynamics_with_a_forcing_clock() -> None:
+    """With a clock, frame ``k``'s step sees the phase at ``k``, in rollouts and in
+    teacher-forced steps alike: a model's own rollout is a zero-loss target for both."""
+    clock = ForcingClock(periods=(3.0,), start=1.0)
+    model = LatentDynamics(LatentDynamicsConfig(latent_dim=4, n_params=1, hidden=16), clock)
+    torch.nn.init.normal_(model.f[-1].weight, std=0.3)  # leave persistence
+    g = torch.Generator().manual_seed(0)
+    z0, u = torch.randn(2, 4, generator=g), torch.rand(2, 1, generator=g)
+    with torch.no_grad():
+        target = model.rollout(z0, u, 6)
+        assert dyn_loss(model, target, u).item() == 0
+        assert dyn_loss(model, target, u, teacher_forcing=True).item() < 1e-12
+        # The phase enters: the same state stepped from frames 0 and 1 differs, from 0 and 3
+        # (one period) it does not.
+        a, b, c = (model.step(z0, u, k) for k in (0.0, 1.0, 3.0))
+    assert not torch.allclose(a, b) and torch.allclose(a, c)
+    assert model.f[0].in_features == 4 + 1 + 2
 
 
 def test_latent_dynamics_config_round_trip_and_errors() -> None:

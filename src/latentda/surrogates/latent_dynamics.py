@@ -1,10 +1,12 @@
 """Latent dynamics on VAE latents ("VAE-dyn", DESIGN 5.3): a residual MLP map.
 
 .. math::
-    z_{k+1} = z_k + f([z_k, u]),
+    z_{k+1} = z_k + f([z_k, u, φ(k)]),
 
-with ``z ∈ R^L`` the VAE state latent (usually the encoder means ``μ_x`` of consecutive frames)
-and ``u ∈ R^{d_u}`` the normalised parameters (``d_u = 0`` allowed). One step is one frame.
+with ``z ∈ R^L`` the VAE state latent (usually the encoder means ``μ_x`` of consecutive frames),
+``u ∈ R^{d_u}`` the normalised parameters (``d_u = 0`` allowed) and ``φ(k)`` the phase of the
+data's known periodic forcing at frame ``k`` when there is one (:class:`ForcingClock`, as the
+LDNet gets it). One step is one frame.
 It exists to reproduce the paper's surrogate comparison, where VAE-dyn is expected to be poor:
 the VAE latent space is not organised for time stepping, unlike LDNet's.
 """
@@ -20,7 +22,7 @@ from torch import Tensor, nn
 
 from latentda.errors import DataError
 from latentda.schema import non_negative, parse, positive, to_dict
-from latentda.surrogates.layers import mlp
+from latentda.surrogates.layers import ForcingClock, concat_inputs, mlp
 
 
 @dataclass
@@ -58,13 +60,15 @@ class LatentDynamics(nn.Module):
     ``z_{k+1} = z_k`` (a sensible baseline that rollouts cannot blow up from).
     """
 
-    def __init__(self, config: LatentDynamicsConfig) -> None:
+    def __init__(self, config: LatentDynamicsConfig, clock: ForcingClock | None = None) -> None:
         super().__init__()
         config.validate()
         self.config = c = config
+        self.clock = clock if clock is not None and clock.periods else None
+        n_in = c.latent_dim + c.n_params + (self.clock.dim if self.clock else 0)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(c.seed)
-            self.f = mlp(c.latent_dim + c.n_params, c.hidden, c.latent_dim, c.layers, c.activation)
+            self.f = mlp(n_in, c.hidden, c.latent_dim, c.layers, c.activation)
         last = self.f[-1]
         assert isinstance(last, nn.Linear)
         nn.init.zeros_(last.weight)
@@ -80,13 +84,17 @@ class LatentDynamics(nn.Module):
             raise DataError(f"latent dynamics expects u (…, {d_u}), got {tuple(u.shape)}")
         return u
 
-    def step(self, z: Tensor, u: Tensor | None = None) -> Tensor:
-        """One frame: ``z`` ``(…, L)``, ``u`` ``(…, d_u)`` or ``None`` -> ``(…, L)``."""
-        return z + self.f(torch.cat([z, self._params(z, u)], dim=-1))
+    def step(self, z: Tensor, u: Tensor | None = None, k: float | Tensor = 0.0) -> Tensor:
+        """One frame from frame ``k``: ``z`` ``(…, L)``, ``u`` ``(…, d_u)`` or ``None`` ->
+        ``(…, L)``; ``k`` (float or broadcasting to ``(…,)``) matters only with a clock."""
+        parts = [z, self._params(z, u)]
+        if self.clock is not None:
+            parts.append(self.clock.features(k, z))
+        return z + self.f(concat_inputs(parts))
 
-    def forward(self, z: Tensor, u: Tensor | None = None) -> Tensor:
+    def forward(self, z: Tensor, u: Tensor | None = None, k: float | Tensor = 0.0) -> Tensor:
         """Alias of :meth:`step`."""
-        return self.step(z, u)
+        return self.step(z, u, k)
 
     def rollout(self, z0: Tensor, u: Tensor | None, steps: int) -> Tensor:
         """Free rollout from ``z0`` ``(B, L)`` with fixed ``u`` ``(B, d_u)``: ``(B, steps+1, L)``,
@@ -94,8 +102,8 @@ class LatentDynamics(nn.Module):
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}")
         zs = [z0]
-        for _ in range(steps):
-            zs.append(self.step(zs[-1], u))
+        for k in range(steps):
+            zs.append(self.step(zs[-1], u, float(k)))
         return torch.stack(zs, dim=1)
 
 
@@ -118,7 +126,8 @@ def dyn_loss(
         raise DataError(f"dyn_loss expects targets (B, T >= 2, L), got {tuple(z_target.shape)}")
     if teacher_forcing:
         uk = None if u is None else u.unsqueeze(1).expand(-1, z_target.shape[1] - 1, -1)
-        pred = model.step(z_target[:, :-1], uk)
+        frames = torch.arange(z_target.shape[1] - 1, dtype=torch.float64)[None]  # (1, T − 1)
+        pred = model.step(z_target[:, :-1], uk, frames)
     else:
         pred = model.rollout(z_target[:, 0], u, z_target.shape[1] - 1)[:, 1:]
     return F.mse_loss(pred, z_target[:, 1:])

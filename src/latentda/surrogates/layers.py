@@ -1,8 +1,12 @@
-"""Building blocks shared by the surrogates: MLPs, residual MLPs, random Fourier features."""
+"""Building blocks shared by the surrogates: MLPs, residual MLPs, random Fourier features, the
+phase inputs of a known periodic forcing."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -78,3 +82,50 @@ class FourierFeatures(nn.Module):
     def forward(self, xi: Tensor) -> Tensor:
         proj = (2.0 * math.pi) * (xi @ self.B.T)
         return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)
+
+
+@dataclass(frozen=True)
+class ForcingClock:
+    """Phase of a known, parameter-independent periodic forcing at frame ``k``.
+
+    Parameters
+    ----------
+    periods
+        Forcing periods ``P_i`` in frame spacings (the sphere: 3 for the daily turn of its
+        source, 126 for its 42-day latitude swing).
+    start
+        Time of frame 0 in frame spacings, ``k₀`` (the spin-up).
+    """
+
+    periods: tuple[float, ...]
+    start: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"periods": list(self.periods), "start": self.start}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> ForcingClock | None:
+        """Inverse of :meth:`to_dict`; ``None`` (a checkpoint without a clock) stays ``None``."""
+        if data is None:
+            return None
+        return cls(tuple(float(p) for p in data["periods"]), float(data["start"]))
+
+    @property
+    def dim(self) -> int:
+        """``2m`` for ``m`` periods."""
+        return 2 * len(self.periods)
+
+    def features(self, k: float | Tensor, like: Tensor) -> Tensor:
+        """``φ(k)`` ``(…, 2m)`` for frame indices ``k`` (float or ``(…,)``, any real: a step may
+        start between frames), with the dtype and device of ``like``."""
+        k = torch.as_tensor(k, dtype=torch.float64)
+        periods = torch.tensor(self.periods, dtype=torch.float64)
+        angle = 2 * torch.pi * (self.start + k[..., None]) / periods
+        return torch.cat([angle.cos(), angle.sin()], dim=-1).to(like)
+
+
+def concat_inputs(parts: Sequence[Tensor]) -> Tensor:
+    """Concatenate ``parts`` ``(…_i, n_i)`` on the last axis after broadcasting their leading
+    axes, e.g. per-member parameters ``(N, p)`` with one phase ``(2m,)`` for all members."""
+    batch = torch.broadcast_shapes(*(x.shape[:-1] for x in parts))
+    return torch.cat([x.expand(*batch, -1) for x in parts], dim=-1)

@@ -37,47 +37,14 @@ import torch
 from torch import Tensor, nn
 
 from latentda.schema import positive
-from latentda.surrogates.layers import FourierFeatures, ResidualBlock, activation, mlp
-
-
-@dataclass(frozen=True)
-class ForcingClock:
-    """Phase of a known, parameter-independent periodic forcing at frame ``k``.
-
-    Parameters
-    ----------
-    periods
-        Forcing periods ``P_i`` in frame spacings (the sphere: 3 for the daily turn of its
-        source, 126 for its 42-day latitude swing).
-    start
-        Time of frame 0 in frame spacings, ``k₀`` (the spin-up).
-    """
-
-    periods: tuple[float, ...]
-    start: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"periods": list(self.periods), "start": self.start}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> ForcingClock | None:
-        """Inverse of :meth:`to_dict`; ``None`` (a checkpoint without a clock) stays ``None``."""
-        if data is None:
-            return None
-        return cls(tuple(float(p) for p in data["periods"]), float(data["start"]))
-
-    @property
-    def dim(self) -> int:
-        """``2m`` for ``m`` periods."""
-        return 2 * len(self.periods)
-
-    def features(self, k: float | Tensor, like: Tensor) -> Tensor:
-        """``φ(k)`` ``(…, 2m)`` for frame indices ``k`` (float or ``(…,)``, any real: a step may
-        start between frames), with the dtype and device of ``like``."""
-        k = torch.as_tensor(k, dtype=torch.float64)
-        periods = torch.tensor(self.periods, dtype=torch.float64)
-        angle = 2 * torch.pi * (self.start + k[..., None]) / periods
-        return torch.cat([angle.cos(), angle.sin()], dim=-1).to(like)
+from latentda.surrogates.layers import (
+    ForcingClock,
+    FourierFeatures,
+    ResidualBlock,
+    activation,
+    concat_inputs,
+    mlp,
+)
 
 
 @dataclass
@@ -208,10 +175,7 @@ class LDNet(nn.Module):
         frame index, float or broadcasting to ``(…,)``) matters only with a forcing clock."""
         if self.clock is None:
             return self.dynamics(torch.cat([u, s], dim=-1))
-        phase = self.clock.features(k, s)
-        batch = torch.broadcast_shapes(u.shape[:-1], phase.shape[:-1], s.shape[:-1])
-        parts = [x.expand(*batch, -1) for x in (u, phase, s)]
-        return self.dynamics(torch.cat(parts, dim=-1))
+        return self.dynamics(concat_inputs([u, self.clock.features(k, s), s]))
 
     def step(
         self, s: Tensor, u: Tensor, frames: float | Tensor = 1.0, k: float | Tensor = 0.0

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from latentda.data.distributed import is_rank0
 from latentda.data.normalise import Normaliser
-from latentda.data.splits import dataset_info, load_split, normaliser_for
+from latentda.data.splits import dataset_info, forcing_clock, load_split, normaliser_for
 from latentda.errors import ConfigError
 from latentda.io import write_json
 from latentda.metrics import relative_rmse
@@ -37,6 +37,7 @@ from latentda.surrogates.checkpoint import (
     unprefixed,
 )
 from latentda.surrogates.latent_dynamics import LatentDynamics, LatentDynamicsConfig, dyn_loss
+from latentda.surrogates.layers import ForcingClock
 from latentda.surrogates.sensing import Geometry, noisy
 from latentda.surrogates.training import Objective, StageConfig, rank_share, train_stage
 from latentda.surrogates.vae import ConvVAE, VAEConfig
@@ -225,7 +226,8 @@ def train_vae(
     vae.eval()
     with torch.no_grad():
         latents = torch.stack([vae.encode_state(x)[0] for x in data["train"].fields])
-    dyn = LatentDynamics(config.dyn(latents.shape[-1], data["train"].u.shape[-1]))
+    clock = ForcingClock(*forcing_clock(info))
+    dyn = LatentDynamics(config.dyn(latents.shape[-1], data["train"].u.shape[-1]), clock)
 
     def val_dyn() -> float:
         return float(score_dyn(vae, dyn, data["val"], norm).mean())
@@ -270,6 +272,7 @@ def train_vae(
         "kind": KIND,
         "vae": vae.config.to_dict(),
         "dynamics": dyn.config.to_dict(),
+        "clock": dyn.clock.to_dict() if dyn.clock else None,
         "normaliser": norm.to_dict(),
         "sensors": to_dict(config.sensors),
         "points": geo.points.tolist(),
@@ -286,7 +289,8 @@ def load_vae(directory: str | Path) -> tuple[ConvVAE, LatentDynamics, Normaliser
     """Load a trained VAE and its VAE-dyn (never unpickles)."""
     tensors, meta = load_checkpoint(directory, KIND, KIND)
     vae = ConvVAE(VAEConfig.from_dict(meta["vae"]))
-    dyn = LatentDynamics(LatentDynamicsConfig.from_dict(meta["dynamics"]))
+    clock = ForcingClock.from_dict(meta.get("clock"))  # absent in checkpoints before clocks
+    dyn = LatentDynamics(LatentDynamicsConfig.from_dict(meta["dynamics"]), clock)
     load_module_state(vae, unprefixed("vae", tensors), f"checkpoint {directory}")
     load_module_state(dyn, unprefixed("dyn", tensors), f"checkpoint {directory}")
     return vae.eval(), dyn.eval(), Normaliser.from_dict(meta["normaliser"]), meta
