@@ -85,7 +85,9 @@ class SettingConfig:
     ``layout: regular`` is an evenly spread ``ny × nx`` sub-grid; ``layout: random`` draws
     ``max(min_sensors, round(fraction · H · W))`` points uniformly (seeded by the encoder's
     seed). ``noise_level`` is the noise std as a fraction of each channel's std (DESIGN 4);
-    frame ``t`` is observed iff ``t % every == 0``. An encoder is trained per setting.
+    frame ``t`` is observed iff ``t % every == 0``; ``missing`` is the probability that a
+    sensor's reading at a frame is lost (NaN: failed sensors at test time; the encoder
+    learns to expect them with ``encoder.drop_rate``). An encoder is trained per setting.
     """
 
     layout: Literal["regular", "random"] = "regular"
@@ -95,10 +97,13 @@ class SettingConfig:
     min_sensors: int = 4
     noise_level: float = 0.1
     every: int = 1
+    missing: float = 0.0
 
     def validate(self, where: str) -> None:
         positive(where, ny=self.ny, nx=self.nx, fraction=self.fraction, every=self.every)
         positive(where, min_sensors=self.min_sensors, noise_level=self.noise_level)
+        if not 0.0 <= self.missing < 1.0:
+            raise ConfigError(f"{where}.missing must lie in [0, 1), got {self.missing}")
 
     def sensors(self, grid_shape: tuple[int, int]) -> SensorConfig:
         """The encoder trainer's sensor settings on a grid of ``grid_shape`` points."""
@@ -365,6 +370,9 @@ class MethodContext:
         Its sensor settings (layout, noise level, ``every``).
     ensemble_size
         ``N``.
+    normaliser
+        Field and parameter normalisation of the training split (what the surrogates were
+        trained with and the readings' noise is scaled by).
     artefacts
         Trained surrogate directories by kind (``ldnet``, ``encoder`` for this setting).
     """
@@ -373,6 +381,7 @@ class MethodContext:
     setting: str
     sensors: SensorConfig
     ensemble_size: int
+    normaliser: Normaliser
     artefacts: dict[str, Path]
 
     @cached_property
@@ -545,7 +554,7 @@ class Setting:
             self.normaliser,
             self.cfg.noise_level,
             self.cfg.every,
-            0.0,
+            self.cfg.missing,
             seed,
             split,
         )
@@ -756,7 +765,7 @@ def _run_benchmark(
         dirs = {k: a.directory for k, a in artefacts.items() if "/" not in k}
         if f"encoder/{name}" in artefacts:
             dirs["encoder"] = artefacts[f"encoder/{name}"].directory
-        context = MethodContext(ds, name, setting.sensors, config.ensemble_size, dirs)
+        context = MethodContext(ds, name, setting.sensors, config.ensemble_size, normaliser, dirs)
         runs[name] = run_setting(setting, specs, context, config, val, test, progress)
         log(f"setting {name}: done")
 
