@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor
 
+from latentda.errors import FilterDivergence
+
 
 def mean_anomalies(E: Tensor) -> tuple[Tensor, Tensor]:
     """Ensemble mean ``(d,)`` and anomalies ``A = E − mean`` ``(N, d)``."""
@@ -68,3 +70,12 @@ def ensemble_cov(E: Tensor) -> Tensor:
     """Sample covariance ``AᵀA/(N−1)`` ``(d, d)``."""
     _, A = mean_anomalies(E)
     return A.T @ A / (E.shape[0] - 1)
+
+
+def check_finite(E: Tensor, frame: int, stage: str, method: str) -> None:
+    """Raise :class:`FilterDivergence` naming ``method``, the ``stage`` (e.g. ``forecast``,
+    ``analysis``) and the ``frame`` if any entry of ``E`` is NaN or Inf."""
+    if not bool(torch.isfinite(E).all()):
+        raise FilterDivergence(
+            f"the {method} ensemble became non-finite (NaN/Inf) in the {stage} at frame {frame}"
+        )

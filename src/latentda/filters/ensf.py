@@ -15,6 +15,7 @@ from torch import Tensor
 from latentda.errors import ConfigError
 from latentda.filters.ensemble import inflate
 from latentda.observations.observer import Observer, present_mask
+from latentda.observations.operators import Identity
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,12 @@ class MixturePriorScore(PriorScore):
         return torch.mm(w, ap, out=out).sub_(z).div_(beta2)
 
 
+#: Largest tolerated :meth:`EnSF.growth`: the last explicit step overshoots slightly
+#: (1.02 at ``c = √K`` for unit precision), unstable scales grow perturbations by orders of
+#: magnitude.
+MAX_GROWTH = 2.0
+
+
 @dataclass(frozen=True)
 class EnSF:
     """Ensemble score filter analysis.
@@ -150,6 +157,19 @@ class EnSF:
             worst = max(worst, running)
         return worst
 
+    def check_growth(self, precision: float, context: str) -> None:
+        """Refuse settings whose explicit steps cannot resolve a likelihood of precision
+        ``precision`` (see :meth:`growth`): raise :class:`ConfigError` if the growth exceeds
+        :data:`MAX_GROWTH`, rather than return exploded (possibly still finite) analyses.
+        ``context`` names the likelihood in the message."""
+        growth = self.growth(precision)
+        if growth > MAX_GROWTH:
+            raise ConfigError(
+                f"EnSF scale {self.scale:g} with {self.steps} steps amplifies perturbations by "
+                f"{growth:.3g} on {context}; use a scale below about √steps = "
+                f"{self.steps**0.5:.3g} times the noise std {precision**-0.5:.3g}, or more steps"
+            )
+
     def likelihood_score(self, z: Tensor, y: Tensor, observer: Observer) -> Tensor:
         """``∇_z log p(y | scale·z) = scale · J_H(x)ᵀ (y − H(x))/σ²`` ``(N, d)``, NaN = missing."""
         y0, weight = observer.precision(y, z.dtype, z.device)
@@ -191,3 +211,30 @@ class EnSF:
                 noise, alpha=math.sqrt(dtau * g2)
             )
         return inflate(self.scale * z, self.inflation)
+
+
+def whitened_analysis(
+    ensf: EnSF, ensemble: Tensor, phi: Tensor, sigma: Tensor, gen: torch.Generator
+) -> Tensor:
+    """EnSF analysis given a direct observation ``φ = κ + ε``, ``ε ~ N(0, diag σ²)``, of the
+    whole state (the latent observations of LD-EnSF and Latent-EnSF).
+
+    It runs on ``κ' = κ/σ`` with the identity observer and unit noise, so one EnSF
+    ``scale`` suits dimensions whose ``σ`` differ by orders of magnitude, and maps back.
+
+    Parameters
+    ----------
+    ensemble
+        Forecast ``κ`` ``(N, d)``.
+    phi
+        Observation ``(d,)``; NaN entries are missing.
+    sigma
+        Noise std ``(d,)`` (or a scalar), > 0.
+
+    Returns
+    -------
+    Tensor
+        Analysis ``(N, d)``.
+    """
+    observer = Observer(Identity(ensemble.shape[1]), 1.0)
+    return sigma * ensf.analysis(ensemble / sigma, phi / sigma, observer, gen)

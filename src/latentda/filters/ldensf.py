@@ -32,10 +32,10 @@ from torch import Tensor, nn
 
 from latentda.data.normalise import Normaliser
 from latentda.data.splits import dataset_axes, grid_coords, unit_coords
-from latentda.errors import ConfigError, DataError, FilterDivergence
-from latentda.filters.ensf import EnSF, LinearSchedule
-from latentda.observations.observer import Observer, present_mask
-from latentda.observations.operators import Identity
+from latentda.errors import ConfigError, DataError
+from latentda.filters.ensemble import check_finite
+from latentda.filters.ensf import EnSF, LinearSchedule, whitened_analysis
+from latentda.observations.observer import present_mask
 from latentda.surrogates.ldnet import LDNet
 from latentda.surrogates.train_encoder import load_encoder
 from latentda.surrogates.train_ldnet import load_ldnet
@@ -239,11 +239,6 @@ class LDEnSFResult:
         return fields
 
 
-#: Largest tolerated :meth:`EnSF.growth`: the last explicit step overshoots slightly
-#: (1.02 at ``c = √K``), unstable scales grow perturbations by orders of magnitude.
-_MAX_GROWTH = 2.0
-
-
 @dataclass(frozen=True)
 class LDEnSF:
     """Latent-dynamics ensemble score filter.
@@ -275,15 +270,8 @@ class LDEnSF:
             raise ConfigError(f"ensemble_size must be >= 2, got {self.ensemble_size}")
         if not 0.0 <= self.param_jitter < float("inf"):
             raise ConfigError(f"param_jitter must be finite and >= 0, got {self.param_jitter}")
-        # In κ' = κ/σ the likelihood precision is 1: refuse steps that cannot resolve it
-        # rather than return exploded (possibly still finite) analyses.
-        growth = self.ensf.growth(1.0)
-        if growth > _MAX_GROWTH:
-            raise ConfigError(
-                f"EnSF scale {self.ensf.scale:g} with {self.ensf.steps} steps amplifies "
-                f"perturbations by {growth:.3g} on the unit-noise latent likelihood; use a "
-                f"scale below about √steps = {self.ensf.steps**0.5:.3g}, or more steps"
-            )
+        # In κ' = κ/σ the likelihood precision is 1.
+        self.ensf.check_growth(1.0, "the unit-noise latent likelihood")
 
     def initial_ensemble(self, surrogate: LatentSurrogate, gen: torch.Generator) -> Tensor:
         """``κ`` at frame 0 before any data, ``(N, d_s + p)``: ``u ~ U[-1, 1]^p`` (the prior),
@@ -335,9 +323,8 @@ class LDEnSF:
         y = sur.normaliser.normalise_fields(readings.double(), channel_axis=-1)
         y = y.to(next(model.parameters()).dtype)
         sigma = sur.encoder.noise_std.to(y.dtype)
-        observer = Observer(Identity(sur.state_dim), 1.0)  # in κ' = κ/σ
         kappa = self.initial_ensemble(sur, gen)
-        _check_finite(kappa, 0, "initial ensemble")
+        check_finite(kappa, 0, "initial ensemble", "LD-EnSF")
         out = kappa.new_empty(len(readings), *kappa.shape)
         phis = kappa.new_full((len(readings), sur.state_dim), float("nan"))
         state = None  # LSTM memory over the observed frames
@@ -348,15 +335,15 @@ class LDEnSF:
                     t0 = time.perf_counter()
                     kappa = self._forecast(model, kappa, d_s, gen)
                     t_dyn += time.perf_counter() - t0
-                    _check_finite(kappa, t, "forecast")
+                    check_finite(kappa, t, "forecast", "LD-EnSF")
                 if observed[t]:
                     t0 = time.perf_counter()
                     phi, state = sur.encoder(y[t][None, None], loc, state)
                     phis[t] = phi[0, 0]
-                    analysis = self.ensf.analysis(kappa / sigma, phis[t] / sigma, observer, gen)
-                    kappa = self._clip(sigma * analysis, d_s)
+                    analysis = whitened_analysis(self.ensf, kappa, phis[t], sigma, gen)
+                    kappa = self._clip(analysis, d_s)
                     t_filter += time.perf_counter() - t0
-                    _check_finite(kappa, t, "analysis")
+                    check_finite(kappa, t, "analysis", "LD-EnSF")
                 out[t] = kappa
         timings = {"dynamics_s": t_dyn, "filter_s": t_filter, "reconstruction_s": 0.0}
         return LDEnSFResult(out, observed, phis, timings, sur)
@@ -393,10 +380,3 @@ class LDEnSF:
                 "its latent estimates may be off",
                 stacklevel=3,
             )
-
-
-def _check_finite(kappa: Tensor, frame: int, stage: str) -> None:
-    if not bool(torch.isfinite(kappa).all()):
-        raise FilterDivergence(
-            f"the LD-EnSF ensemble became non-finite (NaN/Inf) in the {stage} at frame {frame}"
-        )

@@ -41,6 +41,50 @@ class PeriodicDistance(Distance):
         return torch.sqrt((delta * delta).sum(-1))
 
 
+@dataclass(frozen=True)
+class GreatCircleDistance(Distance):
+    """Great-circle distance on a sphere of radius ``radius`` between points given as
+    ``(latitude, longitude)`` in degrees (the sphere's grid axes).
+
+    Haversine form, accurate for small separations as well as large ones:
+    ``δ = 2 R asin √(sin²(Δφ/2) + cos φ_a cos φ_b sin²(Δλ/2))`` with latitudes ``φ`` and
+    longitudes ``λ`` in radians; the result is in the units of ``radius`` (radians for 1).
+    """
+
+    radius: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.radius) and self.radius > 0):
+            raise ConfigError(f"sphere radius must be finite and > 0, got {self.radius}")
+
+    def pairwise(self, a: Tensor, b: Tensor) -> Tensor:
+        lat_a, lon_a = torch.deg2rad(a[:, 0])[:, None], torch.deg2rad(a[:, 1])[:, None]
+        lat_b, lon_b = torch.deg2rad(b[:, 0])[None, :], torch.deg2rad(b[:, 1])[None, :]
+        h = (
+            torch.sin(0.5 * (lat_a - lat_b)) ** 2
+            + torch.cos(lat_a) * torch.cos(lat_b) * torch.sin(0.5 * (lon_a - lon_b)) ** 2
+        )
+        # Round-off can lift h of antipodal points just above 1, outside asin's domain.
+        return 2.0 * self.radius * torch.asin(torch.sqrt(h.clamp(0.0, 1.0)))
+
+
+@dataclass(frozen=True)
+class WithGlobalRows(Distance):
+    """Distance for a state augmented with global variables (e.g. model parameters).
+
+    State coordinates carry one trailing flag column: ``a`` is ``(P, k + 1)``, readings ``b``
+    are ``(m, k)``. A row flagged ``> 0`` is global and lies at distance 0 from every reading,
+    so any taper gives it weight 1 (a local analysis then assimilates all readings, as a
+    global one would); other rows get ``inner.pairwise(a[:, :k], b)``.
+    """
+
+    inner: Distance
+
+    def pairwise(self, a: Tensor, b: Tensor) -> Tensor:
+        local = self.inner.pairwise(a[:, :-1], b)
+        return torch.where(a[:, -1:] > 0, torch.zeros_like(local), local)
+
+
 def gaspari_cohn(r: Tensor) -> Tensor:
     """Gaspari & Cohn (1999) 5th-order compactly supported correlation, eq. (4.10).
 

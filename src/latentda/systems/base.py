@@ -94,6 +94,18 @@ class FieldSystem(System, Protocol):
         ...
 
 
+def spin_up(system: FieldSystem, u: Tensor, x0: Tensor) -> tuple[Tensor, float]:
+    """Frame 0 of trajectories with parameters ``u`` ``(B, p)`` from initial states ``x0``
+    ``(B, C, H, W)``: the state after ``spinup_time`` and that model time.
+
+    Frame ``k`` then follows by ``system.step(x, u, system.frame_dt, t)`` with ``t`` advanced
+    by ``frame_dt`` per frame (as :func:`simulate_frames` does; filters interleave analyses).
+    """
+    if system.spinup_time > 0:
+        return system.step(x0, u, system.spinup_time, 0.0), system.spinup_time
+    return x0, 0.0
+
+
 def simulate_frames(system: FieldSystem, u: Tensor, x0: Tensor, progress: bool = False) -> Tensor:
     """Run trajectories for parameters ``u`` ``(B, p)`` from initial states ``x0``
     ``(B, C, H, W)``: spin-up to ``spinup_time``, then ``n_frames`` frames every ``frame_dt``.
@@ -103,10 +115,7 @@ def simulate_frames(system: FieldSystem, u: Tensor, x0: Tensor, progress: bool =
     Tensor
         Frames ``(B, T, C, H, W)``; frame 0 is the state at ``t = spinup_time``.
     """
-    x, t = x0, 0.0
-    if system.spinup_time > 0:
-        x = system.step(x, u, system.spinup_time, t)
-        t = system.spinup_time
+    x, t = spin_up(system, u, x0)
     frames = [x]
     for _ in tqdm(range(system.n_frames - 1), disable=not progress, desc="frames", leave=False):
         x = system.step(x, u, system.frame_dt, t)
