@@ -246,6 +246,16 @@ class SolverMethod(FieldMethod):
         (physical, float64) at ``frame``; books its own seconds into ``timings``."""
 
     def run(self, case: TwinCase, gen: torch.Generator) -> MethodRun:
+        """Filter ``case`` with randomness from ``gen`` only (prior draw first, then the
+        analyses), so the same prior ensemble starts every method for the same seed.
+
+        Raises
+        ------
+        DataError
+            If the case's fields or readings do not fit the solver's grid.
+        FilterDivergence
+            If the ensemble becomes non-finite; the message names the stage and frame.
+        """
         shape = self.model.field_shape
         if case.truth.shape[1:] != shape or case.readings.shape[2] != shape[0]:
             raise DataError(
@@ -491,11 +501,12 @@ class LatentEnSFMethod(SolverMethod):
 
     At a frame with readings: ``z_j = μ_x(x̃_j)`` for each forecast member (``E_x`` on its
     z-scored fields), ``(φ, ℓ) = E_y(ỹ)`` for the z-scored readings (sensor-major, as the VAE
-    was trained; missing readings are flagged to ``E_y`` as it allows), EnSF with the
-    identity observer ``φ = z + ε``, ``ε ~ N(0, diag σ²)``, ``σ = noise_scale · e^{ℓ/2}``
-    (:func:`whitened_analysis`), and the members become the decoded analysis ``D(z_a)``.
-    The solver carries them on from there. Parameters are not estimated: they stay the
-    prior draws.
+    was trained; missing readings are flagged to ``E_y`` by its presence mask, though it was
+    trained on complete ones), EnSF with the identity observer ``φ = z + ε``,
+    ``ε ~ N(0, diag σ²)``, ``σ = noise_scale · e^{ℓ/2}`` (:func:`whitened_analysis`), and
+    the members become the decoded analysis ``D(z_a)``. The solver carries them on from
+    there, so every analysis costs the VAE's reconstruction error ``D∘E_x``, however weak
+    the update. Parameters are not estimated: they stay the prior draws.
 
     Parameters
     ----------
