@@ -112,7 +112,7 @@ def test_missing_sensors_and_frames(
     for t in (5, 6):
         prev = res.kappa[t - 1]
         with torch.no_grad():
-            step = model.step(prev[:, :d_s], prev[:, d_s:])
+            step = model.step(prev[:, :d_s], prev[:, d_s:], k=t - 1)
         assert torch.equal(res.kappa[t, :, :d_s], step)
         assert torch.equal(res.kappa[t, :, d_s:], prev[:, d_s:])
     with pytest.raises(DataError, match=r"expected \(T, 16, 2\)"):
@@ -125,8 +125,8 @@ def test_divergence_names_the_frame(
     bad = copy.deepcopy(surrogate.ldnet)
     calls = iter(range(100))  # call 0 is the shifted start, call k the step to frame k
 
-    def step(s: torch.Tensor, u: torch.Tensor, frames: float = 1.0) -> torch.Tensor:
-        out = LDNet.step(bad, s, u, frames)
+    def step(s: torch.Tensor, u: torch.Tensor, frames: float = 1.0, k: float = 0.0) -> torch.Tensor:
+        out = LDNet.step(bad, s, u, frames, k)
         return out * float("inf") if next(calls) == 3 else out
 
     bad.step = step

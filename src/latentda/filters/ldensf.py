@@ -333,7 +333,7 @@ class LDEnSF:
             for t in range(len(readings)):
                 if t > 0:
                     t0 = time.perf_counter()
-                    kappa = self._forecast(model, kappa, d_s, gen)
+                    kappa = self._forecast(model, kappa, d_s, t - 1, gen)
                     t_dyn += time.perf_counter() - t0
                     check_finite(kappa, t, "forecast", "LD-EnSF")
                 if observed[t]:
@@ -348,10 +348,12 @@ class LDEnSF:
         timings = {"dynamics_s": t_dyn, "filter_s": t_filter, "reconstruction_s": 0.0}
         return LDEnSFResult(out, observed, phis, timings, sur)
 
-    def _forecast(self, model: LDNet, kappa: Tensor, d_s: int, gen: torch.Generator) -> Tensor:
-        """One frame: LDNet step of ``s``, random walk of ``u``."""
+    def _forecast(
+        self, model: LDNet, kappa: Tensor, d_s: int, frame: int, gen: torch.Generator
+    ) -> Tensor:
+        """From ``frame`` to the next: LDNet step of ``s``, random walk of ``u``."""
         s, u = kappa[:, :d_s], kappa[:, d_s:]
-        s = model.step(s, u)
+        s = model.step(s, u, k=float(frame))
         if self.param_jitter > 0:
             u = u + self.param_jitter * torch.randn(u.shape, generator=gen, dtype=u.dtype)
         return self._clip(torch.cat([s, u], dim=-1), d_s)
