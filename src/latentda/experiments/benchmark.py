@@ -53,6 +53,12 @@ from latentda.data.splits import (
 )
 from latentda.errors import ConfigError, FilterDivergence
 from latentda.experiments.config import merge
+from latentda.experiments.field_methods import (
+    ensf_method,
+    latent_ensf_method,
+    letkf_method,
+    no_assimilation_method,
+)
 from latentda.experiments.field_twin import (
     FieldMethod,
     FieldTwinResult,
@@ -70,6 +76,7 @@ from latentda.schema import parse, positive, to_dict
 from latentda.surrogates.sensing import Geometry
 from latentda.surrogates.train_encoder import encoder_config, train_encoder
 from latentda.surrogates.train_ldnet import train_config, train_ldnet
+from latentda.surrogates.train_vae import train_vae, vae_config
 from latentda.systems.base import FieldSystem
 from latentda.systems.registry import FIELD_SYSTEMS, SIZES, field_system, system_from_config
 
@@ -143,8 +150,9 @@ class BenchmarkConfig:
     #: averaged over seeds before the mean and std over trajectories.
     seeds: list[int] = field(default_factory=lambda: [0])
     methods: list[str] = field(default_factory=lambda: list(METHODS))
-    #: Run the validation knob search (false: every method's first grid point).
-    tune: bool = True
+    #: Knob combinations each method tries on the validation trajectories (the same for
+    #: every method; the first ones of its grid, defaults first; 1: no search).
+    tuning_budget: int = 8
     settings: list[Literal["paper", "sparse"]] = field(default_factory=lambda: ["paper", "sparse"])
     #: Torch threads for the run (null: torch's default). Small networks and latent filters
     #: are dominated by thread synchronisation: on 2 shared cores one thread ran the tiny
@@ -157,6 +165,7 @@ class BenchmarkConfig:
     system: dict[str, Any] = field(default_factory=dict)
     ldnet: dict[str, Any] = field(default_factory=dict)
     encoder: dict[str, Any] = field(default_factory=dict)
+    vae: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
         if self.system_name not in FIELD_SYSTEMS:
@@ -166,6 +175,7 @@ class BenchmarkConfig:
             raise ConfigError(f"{where}.size: {self.size!r}; allowed: {', '.join(SIZES)}")
         positive(where, trajectories=self.trajectories, ensemble_size=self.ensemble_size)
         positive(where, test_trajectories=self.test_trajectories)
+        positive(where, tuning_budget=self.tuning_budget)
         if self.threads is not None:
             positive(where, threads=self.threads)
         positive(where, val_trajectories=self.val_trajectories)
@@ -189,6 +199,11 @@ class BenchmarkConfig:
     def setting(self, name: str) -> SettingConfig:
         """The observation setting called ``name``."""
         return self.paper if name == "paper" else self.sparse
+
+    @property
+    def sensor_seed(self) -> int:
+        """Seed placing random sensor layouts (the encoder's and the VAE's, which agree)."""
+        return encoder_config(self.encoder).seed
 
     def build_system(self) -> FieldSystem:
         """The field system of the store."""
@@ -247,18 +262,23 @@ def benchmark_config(
             raise ConfigError(f"benchmark.{key} is set by --system/--size, not --set")
     data = merge({"system_name": system, "preset": preset, **PRESETS[preset]}, over)
     mappings = {}
-    for key in ("system", "ldnet", "encoder"):
+    for key in ("system", "ldnet", "encoder", "vae"):
         sub = data.pop(key, None) or {}
         if not isinstance(sub, dict):
             raise ConfigError(f"benchmark.{key}: expected a mapping, got {sub!r}")
+        if "sensors" in sub:
+            raise ConfigError(f"benchmark.{key}.sensors is set by the settings paper and sparse")
         mappings[key] = sub
-    if "sensors" in mappings["encoder"]:
-        raise ConfigError("benchmark.encoder.sensors is set by the settings paper and sparse")
     cfg = parse(BenchmarkConfig, data, "benchmark")
-    cfg.system, cfg.ldnet, cfg.encoder = mappings["system"], mappings["ldnet"], mappings["encoder"]
+    cfg.system, cfg.ldnet = mappings["system"], mappings["ldnet"]
+    cfg.encoder, cfg.vae = mappings["encoder"], mappings["vae"]
     cfg.build_system()  # unknown or bad system options fail now
     train_config(cfg.ldnet)
-    encoder_config(cfg.encoder)
+    if vae_config(cfg.vae).seed != cfg.sensor_seed:
+        raise ConfigError(
+            "benchmark: vae.seed and encoder.seed must agree (they place random sensors, and "
+            "every method reads the same ones)"
+        )
     return cfg
 
 
@@ -289,6 +309,7 @@ class Cache:
         ROOT/data/<system>-<hash of system config, trajectories, seed>.zarr
         ROOT/ldnet/<hash of training config and data fingerprint>/
         ROOT/encoder/<hash of training config (with sensors) and the LDNet's hash>/
+        ROOT/vae/<hash of training config (with sensors) and data fingerprint>/
 
     An artefact directory is complete once its ``metrics.json`` exists (the trainers write
     it last): it is reused without loading the training data. Otherwise the trainer runs and
@@ -342,6 +363,11 @@ class Cache:
         cfg = train_config(settings)
         key = {"config": to_dict(cfg), "data": fingerprint(ds)}
         return self.ensure("ldnet", key, lambda d: train_ldnet(ds, d, cfg, progress=self.progress))
+
+    def vae(self, ds: xr.Dataset, settings: dict[str, Any]) -> Artefact:
+        cfg = vae_config(settings)
+        key = {"config": to_dict(cfg), "data": fingerprint(ds)}
+        return self.ensure("vae", key, lambda d: train_vae(ds, d, cfg, progress=self.progress))
 
     def encoder(self, ds: xr.Dataset, ldnet: Artefact, settings: dict[str, Any]) -> Artefact:
         cfg = encoder_config(settings)
@@ -434,9 +460,40 @@ def _no_assimilation(ctx: MethodContext) -> FieldMethod:
     return LDEnSFMethod(ctx.surrogate, LDEnSF(ensemble_size=ctx.ensemble_size), assimilate=False)
 
 
-#: Every method of the benchmark by result key. LD-EnSF's grid: the EnSF scale ``c`` in
-#: units of the latent noise (stable below ``√K = 10``, see :func:`ldensf_ensf`) and the
-#: parameter random walk ``σ_u``; 8 combinations, the budget every tuned method gets.
+def _letkf(ctx: MethodContext, inflation: float, radius: float) -> FieldMethod:
+    return letkf_method(
+        ctx.ds, ctx.ensemble_size, radius=radius, inflation=inflation, normaliser=ctx.normaliser
+    )
+
+
+def _ensf(ctx: MethodContext, scale: float, eps_alpha: float, mixture: bool) -> FieldMethod:
+    return ensf_method(
+        ctx.ds,
+        ctx.ensemble_size,
+        scale=scale,
+        eps_alpha=eps_alpha,
+        mixture=mixture,
+        normaliser=ctx.normaliser,
+    )
+
+
+def _latent_ensf(ctx: MethodContext, scale: float, noise_scale: float) -> FieldMethod:
+    return latent_ensf_method(
+        ctx.ds, ctx.artefacts["vae"], ctx.ensemble_size, scale=scale, noise_scale=noise_scale
+    )
+
+
+def _full_no_assimilation(ctx: MethodContext) -> FieldMethod:
+    return no_assimilation_method(ctx.ds, ctx.ensemble_size, ctx.normaliser)
+
+
+#: Every method of the benchmark by result key; each tuned method has 8 knob combinations
+#: (the default ``tuning_budget``), the usual settings first.
+#: LD-EnSF: the EnSF scale ``c`` in units of the latent noise (stable below ``√K = 10``, see
+#: :func:`ldensf_ensf`) and the parameter random walk ``σ_u``. LETKF: inflation and the
+#: localisation radius in grid spacings. Full-space EnSF: scale (resolves the likelihood for
+#: ``c ≲ √K σ̃ = 1`` at 10 % noise), ``ε_α`` and the prior score. Latent-EnSF: scale and the
+#: factor on ``E_y``'s noise std. The references have no knobs.
 METHODS: dict[str, MethodSpec] = {
     "ldensf": MethodSpec(
         "LD-EnSF",
@@ -445,7 +502,24 @@ METHODS: dict[str, MethodSpec] = {
         ("ldnet", "encoder"),
     ),
     "no_assimilation": MethodSpec(
-        "No assimilation (prior ensemble)", _no_assimilation, {}, ("ldnet", "encoder")
+        "No assimilation (LDNet, prior ensemble)", _no_assimilation, {}, ("ldnet", "encoder")
+    ),
+    "letkf": MethodSpec(
+        "LETKF", _letkf, {"inflation": [1.05, 1.0, 1.1, 1.2], "radius": [4.0, 2.0]}
+    ),
+    "ensf": MethodSpec(
+        "EnSF (full space)",
+        _ensf,
+        {"scale": [1.0, 0.5], "eps_alpha": [0.05, 0.5], "mixture": [False, True]},
+    ),
+    "latent_ensf": MethodSpec(
+        "Latent-EnSF",
+        _latent_ensf,
+        {"scale": [7.0, 3.0], "noise_scale": [1.0, 0.5, 2.0, 4.0]},
+        ("vae",),
+    ),
+    "full_no_assimilation": MethodSpec(
+        "No assimilation (full-order model, prior ensemble)", _full_no_assimilation
     ),
 }
 
@@ -572,17 +646,16 @@ def tune(
     specs: dict[str, MethodSpec],
     context: MethodContext,
     cases: list[TwinCase],
-    enabled: bool,
+    budget: int,
     progress: bool,
 ) -> dict[str, dict[str, Any]]:
-    """Each method's knobs by grid search on validation ``cases``: the combination with the
-    lowest mean over cases of the time-mean relative RMSE (a diverged run counts as ``inf``;
-    ties keep the earlier one). Returns per method the grid, every trial and the choice."""
+    """Each method's knobs by grid search on validation ``cases`` over the first ``budget``
+    combinations of its grid: the one with the lowest mean over cases of the time-mean
+    relative RMSE (a diverged run counts as ``inf``; ties keep the earlier one). Returns per
+    method the grid, every trial and the choice."""
     out = {}
     for name, spec in specs.items():
-        grid = spec.candidates()
-        if not enabled:
-            grid = grid[:1]
+        grid = spec.candidates()[:budget]
         trials = []
         for knobs in tqdm(grid, disable=not progress, desc=f"tune {name}", leave=False):
             method = spec.build(context, **knobs)
@@ -698,7 +771,7 @@ def run_setting(
     """Tune every method on ``val`` (first seed), then run them all on ``test`` × seeds,
     each case built once and shared by all methods (same readings)."""
     val_cases = [setting.case("val", p, config.seeds[0]) for p in val.positions]
-    tuning = tune(specs, context, val_cases, config.tune, progress)
+    tuning = tune(specs, context, val_cases, config.tuning_budget, progress)
     methods = {n: s.build(context, **tuning[n]["chosen"]) for n, s in specs.items()}
     outcomes: dict[str, dict[tuple[int, int], Outcome]] = {n: {} for n in specs}
     first_case = None
@@ -745,15 +818,11 @@ def _run_benchmark(
     at_most = config.size == "ci"
     test = Trajectories.first(ds, "test", config.test_trajectories, at_most)
     val = Trajectories.first(ds, "val", config.val_trajectories, at_most=True)
-    artefacts: dict[str, Artefact] = {}
-    if needs & {"ldnet", "encoder"}:
-        artefacts["ldnet"] = store.ldnet(ds, config.ldnet)
-    enc_seed = encoder_config(config.encoder).seed
-    settings = {n: Setting(n, config.setting(n), ds, normaliser, enc_seed) for n in config.settings}
-    for name, setting in settings.items():
-        if "encoder" in needs:
-            enc = {**config.encoder, "sensors": to_dict(setting.sensors)}
-            artefacts[f"encoder/{name}"] = store.encoder(ds, artefacts["ldnet"], enc)
+    settings = {
+        n: Setting(n, config.setting(n), ds, normaliser, config.sensor_seed)
+        for n in config.settings
+    }
+    artefacts = _artefacts(store, ds, config, settings, needs)
     full = full_order_dynamics(ds, config.ensemble_size, config.seeds[0])
     log(
         f"full-order model: {full['dynamics_s']:.3g} s for one trajectory of N = "
@@ -762,9 +831,7 @@ def _run_benchmark(
 
     runs = {}
     for name, setting in settings.items():
-        dirs = {k: a.directory for k, a in artefacts.items() if "/" not in k}
-        if f"encoder/{name}" in artefacts:
-            dirs["encoder"] = artefacts[f"encoder/{name}"].directory
+        dirs = {kind: a.directory for kind, a in artefacts[name].items()}
         context = MethodContext(ds, name, setting.sensors, config.ensemble_size, normaliser, dirs)
         runs[name] = run_setting(setting, specs, context, config, val, test, progress)
         log(f"setting {name}: done")
@@ -782,7 +849,8 @@ def _run_benchmark(
             "splits": {s: int(len(split_indices(ds, s))) for s in ("train", "val", "test")},
         },
         "artefacts": {
-            k: {"directory": str(a.directory), "reused": a.reused} for k, a in artefacts.items()
+            name: {k: {"directory": str(a.directory), "reused": a.reused} for k, a in own.items()}
+            for name, own in artefacts.items()
         },
         "full_order": full,
         "test": {**test.to_dict(), "n_trajectories": len(test.positions), "seeds": config.seeds},
@@ -815,6 +883,32 @@ def _run_benchmark(
     atomic_write(out / "tables.md", lambda tmp: tmp.write_text(format_tables(results)))
     write_json(out / "results.json", results)
     return results
+
+
+def _artefacts(
+    store: Cache,
+    ds: xr.Dataset,
+    config: BenchmarkConfig,
+    settings: dict[str, Setting],
+    needs: set[str],
+) -> dict[str, dict[str, Artefact]]:
+    """The trained surrogates each setting's methods need, by setting and kind: one LDNet
+    shared by all settings, an encoder and a VAE per setting (they read its sensors)."""
+    shared = {}
+    if needs & {"ldnet", "encoder"}:
+        shared["ldnet"] = store.ldnet(ds, config.ldnet)
+    out = {}
+    for name, setting in settings.items():
+        own = dict(shared)
+        sensors = to_dict(setting.sensors)
+        if "encoder" in needs:
+            own["encoder"] = store.encoder(
+                ds, shared["ldnet"], {**config.encoder, "sensors": sensors}
+            )
+        if "vae" in needs:
+            own["vae"] = store.vae(ds, {**config.vae, "sensors": sensors})
+        out[name] = own
+    return out
 
 
 def _figures(run: SettingRun, specs: dict[str, MethodSpec], out: Path) -> list[Path]:
