@@ -30,6 +30,7 @@ from latentda.filters import (
     StochasticEnKF,
 )
 from latentda.filters.base import Filter
+from latentda.filters.envar import FourDEnVar, WindowSmoother
 from latentda.observations import (
     Arctan,
     EverySchedule,
@@ -140,7 +141,7 @@ class MethodConfig(Tagged):
 
     registry: ClassVar[dict[str, type]] = {}
 
-    def build(self, system: Lorenz96) -> Filter:  # pragma: no cover - abstract
+    def build(self, system: Lorenz96) -> Filter | WindowSmoother:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -224,6 +225,43 @@ class EnSFConfig(MethodConfig):
             scale=self.scale,
             score_clip=self.score_clip,
             inflation=self.inflation,
+        )
+
+
+@MethodConfig.register
+@dataclass
+class FourDEnVarConfig(MethodConfig):
+    """``4denvar``: full-state ensemble-variational smoother (DESIGN 6.5), ``window``
+    observation times per window sliding by ``shift`` (default: ``window``, disjoint windows;
+    1 is DAPPER's iEnKS cycling), at most ``iterations`` Gauss–Newton steps, stopping when
+    ``‖Δw‖ < tolerance``."""
+
+    tag: ClassVar[str] = "4denvar"
+    name: str = "4denvar"
+    ensemble_size: int = 20
+    window: int = 4
+    shift: int | None = None
+    iterations: int = 10
+    tolerance: float = 1e-4
+    inflation: float = 1.0
+    rotate: bool = False
+
+    def validate(self, where: str) -> None:
+        _check_ensemble(where, self.ensemble_size, self.inflation)
+        positive(where, window=self.window, iterations=self.iterations, tolerance=self.tolerance)
+        if self.shift is not None and not 1 <= self.shift <= self.window:
+            raise ConfigError(
+                f"{where}.shift must lie in [1, window={self.window}], got {self.shift}"
+            )
+
+    def build(self, system: Lorenz96) -> FourDEnVar:
+        return FourDEnVar(
+            window=self.window,
+            shift=self.shift,
+            iterations=self.iterations,
+            tolerance=self.tolerance,
+            inflation=self.inflation,
+            rotate=self.rotate,
         )
 
 

@@ -14,6 +14,7 @@ from latentda import metrics
 from latentda.errors import DataError, FilterDivergence
 from latentda.experiments.initial import AroundTruth, InitialEnsemble
 from latentda.filters.base import Filter
+from latentda.filters.envar import WindowBlock, WindowSmoother
 from latentda.observations.observer import Observer
 from latentda.observations.schedule import EverySchedule, ObservationSchedule
 from latentda.systems.base import System, integrate
@@ -75,7 +76,8 @@ class TwinExperiment:
     observer
         Sensors and their noise.
     filter
-        The analysis scheme.
+        The analysis scheme: a :class:`Filter` analysing at each observation time, or a
+        :class:`~latentda.filters.envar.WindowSmoother` assimilating windows of them.
     ensemble_size
         ``N``.
     cycles
@@ -98,7 +100,7 @@ class TwinExperiment:
 
     system: System
     observer: Observer
-    filter: Filter
+    filter: Filter | WindowSmoother
     ensemble_size: int
     cycles: int
     schedule: ObservationSchedule = field(default_factory=EverySchedule)
@@ -149,33 +151,11 @@ class TwinExperiment:
         n = self.ensemble_size
         E = self.initial.sample(data.truth[0], n, self.system, g_init).to(self.dtype)
         u = self.system.sample_params(n, g_init)
-        names = ("rmse_f", "rmse_a", "spread_f", "spread_a", "crps_a", "coverage90_a")
-        scores: dict[str, list[Tensor]] = {k: [] for k in names}
-        mean_f, mean_a, std_a = [], [], []
-        t_dyn = t_filter = 0.0
-        for c in tqdm(range(1, self.cycles + 1), disable=not progress, desc="cycles"):
-            truth = data.truth[c]
-            t0 = time.perf_counter()
-            E = integrate(self.system, E, u, self.schedule.steps_before(c))
-            t1 = time.perf_counter()
-            scores["rmse_f"].append(metrics.rmse(E.mean(0), truth))
-            scores["spread_f"].append(metrics.spread(E))
-            mean_f.append(E.mean(0))
-            t2 = time.perf_counter()
-            E = self.filter.analysis(E, data.obs[c - 1], self.observer, g_filter)
-            t3 = time.perf_counter()
-            t_dyn += t1 - t0
-            t_filter += t3 - t2
-            if not bool(torch.isfinite(E).all()):
-                raise FilterDivergence(
-                    f"the ensemble became non-finite (NaN/Inf) at cycle {c} of {self.cycles}"
-                )
-            scores["rmse_a"].append(metrics.rmse(E.mean(0), truth))
-            scores["spread_a"].append(metrics.spread(E))
-            scores["crps_a"].append(metrics.crps(E, truth))
-            scores["coverage90_a"].append(metrics.coverage(E, truth, 0.9))
-            mean_a.append(E.mean(0))
-            std_a.append(E.std(0))
+        rec = _Recorder(self.cycles)
+        if isinstance(self.filter, WindowSmoother):
+            t_dyn, t_filter = self._cycle_windows(self.filter, E, u, data, rec, g_filter, progress)
+        else:
+            t_dyn, t_filter = self._cycle_filter(self.filter, E, u, data, rec, g_filter, progress)
         t_end = time.perf_counter()
         timings = {
             "dynamics_s": t_dyn,
@@ -186,10 +166,122 @@ class TwinExperiment:
         }
         return TwinResult(
             data=data,
-            scores={k: torch.stack(v) for k, v in scores.items()},
-            mean_f=torch.stack(mean_f),
-            mean_a=torch.stack(mean_a),
-            std_a=torch.stack(std_a),
+            scores={k: torch.stack(v) for k, v in rec.scores.items()},
+            mean_f=torch.stack(rec.mean_f),
+            mean_a=torch.stack(rec.mean_a),
+            std_a=torch.stack(rec.std_a),
             timings=timings,
             burn_in=self.burn_in,
         )
+
+    def _cycle_filter(
+        self,
+        flt: Filter,
+        E: Tensor,
+        u: Tensor,
+        data: TwinData,
+        rec: _Recorder,
+        gen: torch.Generator,
+        progress: bool,
+    ) -> tuple[float, float]:
+        """Forecast to each observation time and analyse there; returns (dynamics, filter) s."""
+        t_dyn = t_filter = 0.0
+        for c in tqdm(range(1, self.cycles + 1), disable=not progress, desc="cycles"):
+            t0 = time.perf_counter()
+            E = integrate(self.system, E, u, self.schedule.steps_before(c))
+            t1 = time.perf_counter()
+            rec.forecast(E, data.truth[c])
+            t2 = time.perf_counter()
+            E = flt.analysis(E, data.obs[c - 1], self.observer, gen)
+            t3 = time.perf_counter()
+            t_dyn += t1 - t0
+            t_filter += t3 - t2
+            rec.analysis(E, data.truth[c], c)
+        return t_dyn, t_filter
+
+    def _cycle_windows(
+        self,
+        smoother: WindowSmoother,
+        E: Tensor,
+        u: Tensor,
+        data: TwinData,
+        rec: _Recorder,
+        gen: torch.Generator,
+        progress: bool,
+    ) -> tuple[float, float]:
+        """Cycle a window smoother (see :func:`~latentda.filters.envar.window_blocks`).
+
+        Per observation time ``c`` the forecast is the window's background forecast to ``c``
+        and the analysis is the window-start analysis forecast to ``c``. At the window end this
+        is the filtering analysis, which is what DAPPER scores as the iEnKS ``rmse.a`` (its
+        shift is 1, so every time is a window end); with ``shift > 1`` the earlier new times
+        of a window also use the window's later readings. ``gn_iterations`` records the
+        Gauss–Newton steps of the window each time belongs to. Returns (dynamics, filter) s,
+        the model runs inside the Gauss–Newton iterations counted as dynamics.
+        """
+        t_dyn = t_filter = 0.0
+
+        def step_of(c: int) -> int:
+            return 0 if c == 0 else self.schedule.step_of_cycle(c)
+
+        def run(X: Tensor, start: int, end: int) -> list[Tensor]:
+            """States at observation times start+1..end from X at time start."""
+            nonlocal t_dyn
+            t0 = time.perf_counter()
+            out = []
+            for c in range(start + 1, end + 1):
+                X = integrate(self.system, X, u, step_of(c) - step_of(c - 1))
+                out.append(X)
+            t_dyn += time.perf_counter() - t0
+            return out
+
+        blocks = smoother.blocks(self.cycles)
+        for j, block in enumerate(tqdm(blocks, disable=not progress, desc="windows")):
+            skip = block.first - block.start - 1  # window times before the new ones
+
+            def propagate(X: Tensor, b: WindowBlock = block, skip: int = skip) -> list[Tensor]:
+                return run(X, b.start, b.end)[skip:]
+
+            t0, dyn0 = time.perf_counter(), t_dyn
+            ys = data.obs[block.first - 1 : block.end]
+            res = smoother.analyse(E, propagate, ys, self.observer, gen)
+            t_filter += time.perf_counter() - t0 - (t_dyn - dyn0)
+            states = [res.ensemble, *run(res.ensemble, block.start, block.end)]
+            for c, forecast in zip(block.new, res.background, strict=True):
+                rec.forecast(forecast, data.truth[c])
+                rec.analysis(states[c - block.start], data.truth[c], c)
+                rec.scores.setdefault("gn_iterations", []).append(
+                    torch.tensor(float(res.iterations))
+                )
+            if j + 1 < len(blocks):
+                E = states[blocks[j + 1].start - block.start]
+        return t_dyn, t_filter
+
+
+class _Recorder:
+    """Per-cycle scores and ensemble fields, shared by the filter and smoother loops."""
+
+    def __init__(self, cycles: int) -> None:
+        self.cycles = cycles
+        names = ("rmse_f", "rmse_a", "spread_f", "spread_a", "crps_a", "coverage90_a")
+        self.scores: dict[str, list[Tensor]] = {k: [] for k in names}
+        self.mean_f: list[Tensor] = []
+        self.mean_a: list[Tensor] = []
+        self.std_a: list[Tensor] = []
+
+    def forecast(self, E: Tensor, truth: Tensor) -> None:
+        self.scores["rmse_f"].append(metrics.rmse(E.mean(0), truth))
+        self.scores["spread_f"].append(metrics.spread(E))
+        self.mean_f.append(E.mean(0))
+
+    def analysis(self, E: Tensor, truth: Tensor, cycle: int) -> None:
+        if not bool(torch.isfinite(E).all()):
+            raise FilterDivergence(
+                f"the ensemble became non-finite (NaN/Inf) at cycle {cycle} of {self.cycles}"
+            )
+        self.scores["rmse_a"].append(metrics.rmse(E.mean(0), truth))
+        self.scores["spread_a"].append(metrics.spread(E))
+        self.scores["crps_a"].append(metrics.crps(E, truth))
+        self.scores["coverage90_a"].append(metrics.coverage(E, truth, 0.9))
+        self.mean_a.append(E.mean(0))
+        self.std_a.append(E.std(0))

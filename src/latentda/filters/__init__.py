@@ -10,6 +10,7 @@ from latentda.filters.ensf import (
     MixturePriorScore,
     PriorScore,
 )
+from latentda.filters.envar import FourDEnVar, WindowSmoother, gauss_newton_step
 from latentda.filters.etkf import ETKF, etkf_transform
 from latentda.filters.letkf import LETKF
 from latentda.filters.localization import (
@@ -25,6 +26,7 @@ __all__ = [
     "EnSF",
     "EuclideanDistance",
     "Filter",
+    "FourDEnVar",
     "GaspariCohn",
     "LinearSchedule",
     "MemberPriorScore",
@@ -32,6 +34,8 @@ __all__ = [
     "PeriodicDistance",
     "PriorScore",
     "StochasticEnKF",
+    "WindowSmoother",
     "etkf_transform",
     "gaspari_cohn",
+    "gauss_newton_step",
 ]

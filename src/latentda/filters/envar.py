@@ -1,0 +1,323 @@
+"""Ensemble-variational smoothing in ensemble space (DESIGN 6.5): the Gauss–Newton /
+ensemble-transform core and the full-state 4DEnVar smoother built on it.
+
+Notation. A window starts at time ``t_0`` with a background ensemble ``E`` ``(N, d)`` of the
+control ``κ_0`` (the full state here; ``[s_0, u]`` for LEVDA), mean ``κ̄``, anomalies
+``A = E − κ̄`` and scaled anomalies ``X = Aᵀ/√(N−1)`` ``(d, N)``. The control is ``w ∈ R^N``,
+``κ(w) = κ̄ + X w``, and the cost over the window's observation times ``t_1..t_K`` is
+
+``J(w) = ½‖w‖² + ½ Σ_k ‖y_k − H_k(M_{0→k}(κ(w)))‖²_{R_k⁻¹}``.
+
+With the standardised innovations ``δ_k = R_k^{-1/2}(y_k − H_k M_{0→k}(κ(w)))`` ``(m_k,)`` and
+the standardised window Jacobians ``Ĝ_k = R_k^{-1/2} ∂(H_k M_{0→k} κ)/∂w`` ``(m_k, N)``, one
+Gauss–Newton step is ``Hess = I + Σ_k Ĝ_kᵀĜ_k``, ``Δw = Hess⁻¹(Σ_k Ĝ_kᵀδ_k − w)``, and the
+posterior ensemble is the ensemble transform
+``κ_a^(i) = κ̄ + X(w* + √(N−1) [Hess^{-1/2}]_i)``. :func:`gauss_newton_step` is that maths and
+nothing else, so any method that can supply ``δ_k`` and ``Ĝ_k`` reuses it: 4DEnVar estimates
+``Ĝ_k`` from the ensemble's own forecast perturbations (below); LEVDA will compute it by
+autograd through the latent rollout and the reconstruction net, in the ``N`` directions of
+``X``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from latentda.errors import ConfigError, DataError, FilterDivergence
+from latentda.filters.ensemble import inflate, mean_anomalies, rotate
+from latentda.observations.observer import Observer, present_mask
+
+#: Maps window-start controls ``(B, d)`` to the states ``(B, d)`` at each of the window's
+#: new observation times (a list, one entry per time, in time order).
+Propagator = Callable[[Tensor], list[Tensor]]
+
+
+@dataclass(frozen=True)
+class GaussNewtonStep:
+    """One Gauss–Newton step in ensemble space and the posterior transform at its iterate.
+
+    Attributes
+    ----------
+    w
+        Updated control ``w + Δw`` ``(N,)``.
+    step
+        ``Δw = Hess⁻¹(Σ_k Ĝ_kᵀδ_k − w)`` ``(N,)``.
+    cost
+        ``J`` at the iterate the step started from, ``½‖w‖² + ½Σ_k‖δ_k‖²``.
+    hessian
+        Gauss–Newton Hessian ``I + Σ_k Ĝ_kᵀĜ_k`` ``(N, N)``.
+    transform
+        ``Hess^{-1/2}`` ``(N, N)``, symmetric: the ensemble transform (times ``√(N−1)`` in the
+        scaled-anomaly convention).
+    transform_inv
+        ``Hess^{1/2}`` ``(N, N)``, which de-conditions anomalies drawn with ``transform``.
+    """
+
+    w: Tensor
+    step: Tensor
+    cost: Tensor
+    hessian: Tensor
+    transform: Tensor
+    transform_inv: Tensor
+
+
+def gauss_newton_step(
+    w: Tensor, innovations: Sequence[Tensor], jacobians: Sequence[Tensor]
+) -> GaussNewtonStep:
+    """Gauss–Newton step of ``J(w) = ½‖w‖² + ½Σ_k‖δ_k(w)‖²`` linearised as
+    ``δ_k(w + Δw) ≈ δ_k(w) − Ĝ_k Δw``, and the ensemble transform at ``w``.
+
+    ``Hess = I + Σ_k Ĝ_kᵀĜ_k = V diag(λ) Vᵀ`` (``λ ≥ 1``, so the solve is always well posed),
+    ``Δw = −Hess⁻¹ ∇J`` with ``∇J = w − Σ_k Ĝ_kᵀδ_k``, ``Hess^{∓1/2} = V diag(λ^{∓1/2}) Vᵀ``.
+    The time blocks ``k`` only sum, so they may be passed stacked as one block; missing
+    readings are simply rows left out.
+
+    Parameters
+    ----------
+    w
+        Current control ``(N,)``.
+    innovations
+        Standardised innovations ``δ_k = R_k^{-1/2}(y_k − H_k M_{0→k}(κ(w)))``, each ``(m_k,)``.
+    jacobians
+        Standardised window Jacobians ``Ĝ_k = R_k^{-1/2} ∂(H_k M_{0→k} κ)/∂w``, each
+        ``(m_k, N)``.
+    """
+    if len(innovations) != len(jacobians):
+        raise ValueError(f"{len(innovations)} innovation blocks but {len(jacobians)} Jacobians")
+    n = w.shape[0]
+    eye = torch.eye(n, dtype=w.dtype, device=w.device)
+    gtg = torch.zeros_like(eye)
+    gtd = torch.zeros_like(w)
+    misfit = torch.zeros((), dtype=w.dtype, device=w.device)
+    for d, G in zip(innovations, jacobians, strict=True):
+        if G.shape != (d.shape[0], n):
+            raise ValueError(f"Jacobian block {tuple(G.shape)} does not match ({d.shape[0]}, {n})")
+        gtg = gtg + G.T @ G
+        gtd = gtd + G.T @ d
+        misfit = misfit + d @ d
+    hess = eye + gtg
+    lam, V = torch.linalg.eigh(0.5 * (hess + hess.T))  # symmetrise round-off before eigh
+    step = V @ ((V.T @ (gtd - w)) / lam)
+    return GaussNewtonStep(
+        w=w + step,
+        step=step,
+        cost=0.5 * (w @ w + misfit),
+        hessian=hess,
+        transform=(V * lam.rsqrt()) @ V.T,
+        transform_inv=(V * lam.sqrt()) @ V.T,
+    )
+
+
+@dataclass(frozen=True)
+class WindowAnalysis:
+    """Result of one window.
+
+    Attributes
+    ----------
+    ensemble
+        Analysis ensemble at the **window start** ``(N, d)`` (the smoother estimate), after
+        inflation and rotation.
+    background
+        Background forecast states at each new observation time of the window, ``K`` tensors
+        ``(N, d)`` (the first Gauss–Newton iterate, ``w = 0``, ``T = I``).
+    w
+        Minimiser ``w*`` ``(N,)``.
+    hessian
+        Gauss–Newton Hessian ``(N, N)`` of the last step.
+    step_norms
+        ``‖Δw‖`` of each Gauss–Newton step taken (empty when the window has no reading).
+    """
+
+    ensemble: Tensor
+    background: list[Tensor]
+    w: Tensor
+    hessian: Tensor
+    step_norms: tuple[float, ...]
+
+    @property
+    def iterations(self) -> int:
+        """Number of Gauss–Newton steps taken."""
+        return len(self.step_norms)
+
+
+@runtime_checkable
+class WindowSmoother(Protocol):
+    """A smoother that assimilates ``shift`` new observation times per window of ``window``
+    observation times, returning the analysis at the window start (see :func:`window_blocks`).
+    """
+
+    def blocks(self, cycles: int) -> list[WindowBlock]:
+        """The cycles over observation times ``1..cycles`` (see :func:`window_blocks`)."""
+        ...
+
+    def analyse(
+        self,
+        ensemble: Tensor,
+        propagate: Propagator,
+        ys: Tensor,
+        observer: Observer,
+        gen: torch.Generator,
+    ) -> WindowAnalysis: ...
+
+
+@dataclass(frozen=True)
+class WindowBlock:
+    """One cycle of a window smoother over observation times ``1..C`` (time 0 = the start).
+
+    The control sits at observation time ``start``; the readings of times ``first..end``
+    (the ``new`` ones) enter the cost; the ensemble then moves to the next block's ``start``.
+    """
+
+    start: int
+    first: int
+    end: int
+
+    @property
+    def new(self) -> range:
+        return range(self.first, self.end + 1)
+
+
+def window_blocks(cycles: int, window: int, shift: int) -> list[WindowBlock]:
+    """The cycles of a smoother with ``window`` observation times per window that slides by
+    ``shift`` times, as in DAPPER's iEnKS (single assimilation of each reading).
+
+    Block ``j`` assimilates times ``jS+1 .. e_j = min((j+1)S, C)`` with the control at
+    ``max(e_j − L, 0)``: the window ``(start, e_j]`` holds at most ``L`` times (fewer at the
+    beginning, where it is truncated at time 0). ``S = L`` gives disjoint windows (classical
+    4DEnVar / 4D-Var cycling); ``S = 1`` is DAPPER's iEnKS and Var4D cycling.
+    """
+    if not 1 <= shift <= window:
+        raise ConfigError(f"shift must lie in [1, window={window}], got {shift}")
+    blocks = []
+    for first in range(1, cycles + 1, shift):
+        end = min(first + shift - 1, cycles)
+        blocks.append(WindowBlock(start=max(end - window, 0), first=first, end=end))
+    return blocks
+
+
+@dataclass(frozen=True)
+class FourDEnVar:
+    """Full-state 4DEnVar: iterative ensemble smoother in ensemble space, adjoint-free.
+
+    Each Gauss–Newton iterate runs the ensemble ``κ̄ + X(w + √(N−1) T_i)`` (``T`` the current
+    transform, ``I`` at first) through the window, and the window Jacobian is read off its
+    observed anomalies: with ``Y_k = H_k M_{0→k}`` of those members ``(N, m_k)`` and mean
+    ``ȳ_k``, ``Ĝ_k = R_k^{-1/2} ((Y_k − ȳ_k)/√(N−1))ᵀ T⁻¹`` ("de-conditioned" by ``T⁻¹``) and
+    ``δ_k = R_k^{-1/2}(y_k − ȳ_k)``. This is the *transform* variant of the iEnKS (Sakov et
+    al. 2012; Bocquet & Sakov 2014; DAPPER's ``iEnKS('Sqrt')`` default): the linearisation is
+    averaged over the posterior spread rather than taken at a point (the *bundle* variant),
+    no extra run of the mean is needed, and for linear ``H_k M`` it is exact, so one
+    Gauss–Newton step reaches ``w*`` and the result is the Kalman smoother's when ``N > d``.
+    Steps stop when ``‖Δw‖ < tolerance`` or after ``iterations``; the posterior is
+    :func:`gauss_newton_step`'s transform at the last iterate. Multiplicative inflation and
+    the optional random rotation post-process the window-start analysis, as DAPPER does, so
+    they act on the next window's background.
+
+    Parameters
+    ----------
+    window
+        ``L``: observation times per window.
+    shift
+        ``S``: new observation times assimilated per cycle (``1 ≤ S ≤ L``; see
+        :func:`window_blocks`). ``None`` means ``S = L``.
+    iterations
+        Maximum number of Gauss–Newton steps per window.
+    tolerance
+        Stop when ``‖Δw‖`` falls below it.
+    inflation
+        Multiplicative inflation of the analysis anomalies at the window start.
+    rotate
+        Random mean-preserving rotation of the analysis members.
+    """
+
+    window: int = 4
+    shift: int | None = None
+    iterations: int = 10
+    tolerance: float = 1e-4
+    inflation: float = 1.0
+    rotate: bool = False
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise ConfigError(f"window must be >= 1, got {self.window}")
+        if self.shift is not None and not 1 <= self.shift <= self.window:
+            raise ConfigError(f"shift must lie in [1, window={self.window}], got {self.shift}")
+        if self.iterations < 1:
+            raise ConfigError(f"iterations must be >= 1, got {self.iterations}")
+        if not (math.isfinite(self.tolerance) and self.tolerance > 0):
+            raise ConfigError(f"tolerance must be finite and > 0, got {self.tolerance}")
+        if not (math.isfinite(self.inflation) and self.inflation > 0):
+            raise ConfigError(f"inflation must be finite and > 0, got {self.inflation}")
+
+    def blocks(self, cycles: int) -> list[WindowBlock]:
+        """The cycles over observation times ``1..cycles`` (see :func:`window_blocks`)."""
+        return window_blocks(cycles, self.window, self.window if self.shift is None else self.shift)
+
+    def analyse(
+        self,
+        ensemble: Tensor,
+        propagate: Propagator,
+        ys: Tensor,
+        observer: Observer,
+        gen: torch.Generator,
+    ) -> WindowAnalysis:
+        """Assimilate the readings ``ys`` ``(K, m)`` (NaN = missing) of the window's ``K`` new
+        observation times into the window-start ensemble ``(N, d)``.
+
+        ``propagate`` maps window-start states ``(B, d)`` to the states at the ``K`` times.
+        With no present reading the analysis is the background itself (no inflation, as for
+        the filters).
+        """
+        n = ensemble.shape[0]
+        if ensemble.ndim != 2 or n < 2:
+            raise DataError(f"ensemble must be (N >= 2, d), got {tuple(ensemble.shape)}")
+        if ys.ndim != 2 or ys.shape[1] != observer.out_dim:
+            raise DataError(
+                f"window readings have shape {tuple(ys.shape)}, expected (K, {observer.out_dim})"
+            )
+        dtype, device = ensemble.dtype, ensemble.device
+        present = present_mask(ys)
+        std = observer.noise_std.to(dtype=dtype, device=device)
+        mu, A = mean_anomalies(ensemble)
+        root = math.sqrt(n - 1)
+        eye = torch.eye(n, dtype=dtype, device=device)
+        w, T, T_inv = torch.zeros(n, dtype=dtype, device=device), eye, eye
+        hessian, norms = eye, []
+        # The first iterate (w = 0, T = I) is the background itself: its run is the forecast.
+        background = states = propagate(ensemble)
+        if len(states) != ys.shape[0]:
+            raise DataError(f"propagate gave {len(states)} times for {ys.shape[0]} readings")
+        if not bool(present.any()):
+            return WindowAnalysis(ensemble, background, w, hessian, ())
+        for it in range(self.iterations):
+            if it > 0:
+                states = propagate(mu + (w / root + T) @ A)
+            innovations, jacobians = [], []
+            for k, state in enumerate(states):
+                idx = present[k]
+                if not bool(idx.any()):
+                    continue
+                Y = observer(state)[:, idx]
+                if not bool(torch.isfinite(Y).all()):
+                    raise FilterDivergence(
+                        f"4denvar: the window forecast became non-finite (NaN/Inf) at "
+                        f"Gauss-Newton iteration {it + 1}, observation time {k + 1} of the window"
+                    )
+                ybar = Y.mean(dim=0)
+                innovations.append((ys[k, idx].to(dtype) - ybar) / std[idx])
+                jacobians.append((T_inv @ ((Y - ybar) / (root * std[idx]))).T)
+            gn = gauss_newton_step(w, innovations, jacobians)
+            w, T, T_inv, hessian = gn.w, gn.transform, gn.transform_inv, gn.hessian
+            norms.append(float(torch.linalg.vector_norm(gn.step)))
+            if norms[-1] < self.tolerance:
+                break
+        Ea = inflate(mu + (w / root + T) @ A, self.inflation)
+        if self.rotate:
+            Ea = rotate(Ea, gen)
+        return WindowAnalysis(Ea, background, w, hessian, tuple(norms))
