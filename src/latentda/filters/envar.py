@@ -190,7 +190,9 @@ def window_blocks(cycles: int, window: int, shift: int) -> list[WindowBlock]:
     Block ``j`` assimilates times ``jS+1 .. e_j = min((j+1)S, C)`` with the control at
     ``max(e_j − L, 0)``: the window ``(start, e_j]`` holds at most ``L`` times (fewer at the
     beginning, where it is truncated at time 0). ``S = L`` gives disjoint windows (classical
-    4DEnVar / 4D-Var cycling); ``S = 1`` is DAPPER's iEnKS and Var4D cycling.
+    4DEnVar / 4D-Var cycling); ``S = 1`` is DAPPER's iEnKS and Var4D cycling. When ``S`` does
+    not divide ``C`` the last, shorter block still starts ``L`` times before its end, inside
+    the previous window, whose analysis has already been forecast there.
     """
     if not 1 <= shift <= window:
         raise ConfigError(f"shift must lie in [1, window={window}], got {shift}")
