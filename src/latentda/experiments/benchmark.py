@@ -54,11 +54,13 @@ from latentda.data.splits import (
 from latentda.errors import ConfigError, FilterDivergence
 from latentda.experiments.config import merge
 from latentda.experiments.field_methods import (
+    SolverModel,
     ensf_method,
     latent_ensf_method,
     letkf_method,
     no_assimilation_method,
 )
+from latentda.experiments.field_smoothers import FourDEnVarFieldMethod, LEVDAMethod
 from latentda.experiments.field_twin import (
     FieldMethod,
     FieldTwinResult,
@@ -69,7 +71,9 @@ from latentda.experiments.field_twin import (
     run_method,
 )
 from latentda.experiments.twin import stream
+from latentda.filters.envar import FourDEnVar
 from latentda.filters.ldensf import LatentSurrogate, LDEnSF, ldensf_ensf
+from latentda.filters.levda import LEVDA
 from latentda.io import atomic_write, prepare_output, write_json
 from latentda.observations.sensors import RandomLayout, RegularLayout, SensorConfig
 from latentda.schema import parse, positive, to_dict
@@ -496,13 +500,28 @@ def _full_no_assimilation(ctx: MethodContext) -> FieldMethod:
     return no_assimilation_method(ctx.ds, ctx.ensemble_size, ctx.normaliser)
 
 
+def _levda(ctx: MethodContext, window: int, inflation: float) -> FieldMethod:
+    smoother = LEVDA(ensemble_size=ctx.ensemble_size, window=window, inflation=inflation)
+    return LEVDAMethod(ctx.surrogate, smoother)
+
+
+def _fourdenvar(ctx: MethodContext, window: int, inflation: float) -> FieldMethod:
+    return FourDEnVarFieldMethod(
+        SolverModel.from_dataset(ctx.ds, ctx.normaliser),
+        FourDEnVar(window=window, inflation=inflation),
+        ctx.ensemble_size,
+    )
+
+
 #: Every method of the benchmark by result key; each tuned method has 8 knob combinations
 #: (the default ``tuning_budget``), the usual settings first.
 #: LD-EnSF: the EnSF scale ``c`` in units of the latent noise (stable below ``√K = 10``, see
 #: :func:`ldensf_ensf`) and the parameter random walk ``σ_u``. LETKF: inflation and the
 #: localisation radius in grid spacings. Full-space EnSF: scale (resolves the likelihood for
 #: ``c ≲ √K σ̃ = 1`` at 10 % noise), ``ε_α`` and the prior score. Latent-EnSF: scale and the
-#: factor on ``E_y``'s noise std. The references have no knobs.
+#: factor on ``E_y``'s noise std. LEVDA and full-state 4DEnVar: the window (observation
+#: times per window, disjoint windows) and the inflation of the window-start analysis. The
+#: references have no knobs.
 METHODS: dict[str, MethodSpec] = {
     "ldensf": MethodSpec(
         "LD-EnSF",
@@ -529,6 +548,15 @@ METHODS: dict[str, MethodSpec] = {
     ),
     "full_no_assimilation": MethodSpec(
         "No assimilation (full-order model, prior ensemble)", _full_no_assimilation
+    ),
+    "levda": MethodSpec(
+        "LEVDA",
+        _levda,
+        {"window": [4, 2, 8, 1], "inflation": [1.0, 1.1]},
+        ("ldnet", "encoder"),
+    ),
+    "4denvar": MethodSpec(
+        "4DEnVar (full state)", _fourdenvar, {"window": [4, 2, 8, 1], "inflation": [1.0, 1.1]}
     ),
 }
 

@@ -303,6 +303,17 @@ class _FullSpaceContext:
     y: Tensor  # (T, S·C) normalised readings, NaN = missing
 
 
+def sensor_context(model: SolverModel, case: TwinCase) -> _FullSpaceContext:
+    """The observer of the augmented state ``[x̃, ũ]`` at the case's sensors (bilinear reads
+    of the z-scored fields, noise ``σ_c/s_c`` per channel, sensor-major) and the z-scored
+    readings ``(T, S·C)`` (NaN = missing)."""
+    grid = BilinearGrid(case.points, model.field_shape, model.axes, model.periodic)
+    std = case.noise_std.double() / model.normaliser.channel_std.double()  # (C,)
+    observer = Observer(LeadingBlock(grid, model.n_params), std.repeat(len(case.points)))
+    y = model.normaliser.normalise_fields(case.readings.double(), -1).flatten(1)
+    return _FullSpaceContext(observer, y)
+
+
 @dataclass(frozen=True, eq=False, kw_only=True)
 class FullSpaceMethod(SolverMethod):
     """A :class:`Filter` on the full augmented state ``[x̃, ũ]`` (normalised fields and
@@ -343,18 +354,15 @@ class FullSpaceMethod(SolverMethod):
         return self.model.state_dim
 
     def prepare(self, case: TwinCase) -> _FullSpaceContext:
-        m = self.model
-        grid = BilinearGrid(case.points, m.field_shape, m.axes, m.periodic)
-        std = case.noise_std.double() / m.normaliser.channel_std.double()  # (C,)
-        observer = Observer(LeadingBlock(grid, m.n_params), std.repeat(len(case.points)))
+        context = sensor_context(self.model, case)
+        std = context.observer.noise_std
         # A filter with a step-stability condition (EnSF) checks it against the sharpest
         # reading, one sensor on a node: an exploded but finite analysis would not fail
         # loudly, it would make the solver crawl at CFL steps of a huge velocity.
         check = getattr(self.filter, "check_growth", None)
         if check is not None:
             check(float(std.min()) ** -2, "a sensor reading in z-score units")
-        y = m.normaliser.normalise_fields(case.readings.double(), -1).flatten(1)
-        return _FullSpaceContext(observer, y)
+        return context
 
     def analyse(
         self,

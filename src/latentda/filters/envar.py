@@ -323,3 +323,77 @@ class FourDEnVar:
         if self.rotate:
             Ea = rotate(Ea, gen)
         return WindowAnalysis(Ea, background, w, hessian, tuple(norms))
+
+
+#: Rolls an ensemble ``(N, d)`` at time ``a`` to sorted times ``≥ a`` (in frame units): one
+#: ``(N, d)`` state per time.
+Roller = Callable[[Tensor, float, Sequence[float]], list[Tensor]]
+
+
+@dataclass(frozen=True)
+class CycledWindows:
+    """The ensemble trajectory of a window smoother cycled over a stream.
+
+    Attributes
+    ----------
+    frames
+        ``T`` ensembles ``(N, d)``, one per integer frame ``0..T−1`` (see
+        :func:`cycle_windows` for which analysis each frame reports).
+    analyses
+        What ``analyse`` returned besides the ensemble, one entry per block.
+    """
+
+    frames: list[Tensor]
+    analyses: list[object]
+
+
+def cycle_windows(
+    blocks: Sequence[WindowBlock],
+    times: Sequence[float],
+    n_frames: int,
+    ensemble: Tensor,
+    analyse: Callable[[Tensor, float, WindowBlock], tuple[Tensor, object]],
+    roll: Roller,
+    carry: Callable[[Tensor], Tensor] | None = None,
+) -> CycledWindows:
+    """Cycle a window smoother over observation times ``times`` and report an ensemble at
+    every integer frame, the convention of the field twin experiment.
+
+    Time index ``0`` is frame 0 (where ``ensemble``, the prior, sits) and index ``i ≥ 1`` is
+    ``times[i−1]`` (sorted, real-valued, in frame units, ``0 ≤ τ ≤ T−1``; an observation at
+    frame 0 is index 1 at the same time, reached by a zero-length forecast). Block ``j``'s
+    control sits at ``τ(start_j)``; ``analyse(E, τ, block)`` returns the analysis ensemble
+    there (and anything else to keep). Frame ``t`` reports the window-start analysis of the
+    block whose span holds ``t`` forecast to ``t``: spans ``[0, τ(end_0)]``,
+    ``(τ(end_{j−1}), τ(end_j)]``, the last one extended to ``T−1`` (as :class:`FourDEnVar`'s
+    twin loop: the filtering analysis at window ends; earlier new times of a window also use
+    its later readings). The next block's background is this analysis forecast to the next
+    control time, passed through ``carry`` (e.g. a parameter random walk). Without any block
+    the prior is forecast through all frames.
+    """
+
+    def tau(i: int) -> float:
+        return 0.0 if i == 0 else float(times[i - 1])
+
+    if not blocks:
+        return CycledWindows(roll(ensemble, 0.0, [float(t) for t in range(n_frames)]), [])
+    out: list[Tensor | None] = [None] * n_frames
+    analyses: list[object] = []
+    E, low = ensemble, -math.inf
+    for j, block in enumerate(blocks):
+        start = tau(block.start)
+        Ea, info = analyse(E, start, block)
+        analyses.append(info)
+        nxt = blocks[j + 1] if j + 1 < len(blocks) else None
+        high = float(n_frames - 1) if nxt is None else tau(block.end)
+        frames = [t for t in range(n_frames) if low < t <= high]
+        targets = sorted({float(t) for t in frames} | ({tau(nxt.start)} if nxt else set()))
+        states = dict(zip(targets, roll(Ea, start, targets), strict=True))
+        for t in frames:
+            out[t] = states[float(t)]
+        if nxt is not None:
+            E = states[tau(nxt.start)]
+            E = E if carry is None else carry(E)
+        low = high
+    assert all(e is not None for e in out)  # the spans cover [0, T−1]
+    return CycledWindows(out, analyses)  # type: ignore[arg-type]

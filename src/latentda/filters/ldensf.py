@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,6 +142,18 @@ def default_start(model: LDNet) -> InitialLatent:
     return LearnedStart() if model.n_initial else ShiftedStart()
 
 
+def prior_kappa(model: LDNet, n: int, start: InitialLatent | None, gen: torch.Generator) -> Tensor:
+    """Prior ``κ = [s, u]`` ``(n, d_s + p)`` at frame 0, before any data: ``u ~ U[-1, 1]^p``
+    (the prior, never a test truth), ``s`` from ``start`` (``None``: :func:`default_start`),
+    in the LDNet's dtype."""
+    dtype = next(model.parameters()).dtype
+    u = 2.0 * torch.rand(n, model.n_params, generator=gen, dtype=dtype) - 1
+    start = default_start(model) if start is None else start
+    with torch.no_grad():
+        s = start.sample(model, u, gen)
+    return torch.cat([s, u], dim=-1)
+
+
 def ldensf_ensf(
     scaling: float = 7.0, steps: int = 100, eps_alpha: float = 0.01, eps_beta: float = 0.0
 ) -> EnSF:
@@ -222,21 +234,36 @@ class LDEnSFResult:
             float64, ``(F, [N,] C, H, W)`` on the grid, ``(F, [N,] C, P)`` at ``points``.
         """
         t0 = time.perf_counter()
-        sur, model = self.surrogate, self.surrogate.ldnet
         frames = range(self.kappa.shape[0]) if frames is None else frames
-        xi = sur.grid if points is None else sur.unit(points)
-        out = []
-        with torch.no_grad():
-            lifted = model.coordinate_lift(xi)  # (P, width), shared by all frames
-            for t in frames:  # one frame at a time keeps activations at N·P·width
-                z = model.reconstruct(self.latent[int(t)], xi, lifted=lifted)  # (N, P, C)
-                f = sur.normaliser.denormalise_fields(z.double(), -1).transpose(-1, -2)
-                out.append(f if members else f.mean(0))
-        fields = torch.stack(out)
-        if points is None:
-            fields = fields.unflatten(-1, sur.grid_shape)
+        fields = decode_latents(self.surrogate, self.latent, frames, members, points)
         self.timings["reconstruction_s"] += time.perf_counter() - t0
         return fields
+
+
+def decode_latents(
+    surrogate: LatentSurrogate,
+    latent: Tensor,
+    frames: Iterable[int],
+    members: bool = False,
+    points: Tensor | None = None,
+) -> Tensor:
+    """Fields in physical units decoded by ``R`` from latents ``(T, N, d_s)`` at ``frames``
+    (``(F,)``): every member, or the ensemble mean of the fields ``(1/N) Σ_j R(s_j, ξ)``;
+    on the grid (``points=None``) or at ``points`` ``(P, 2)`` in grid units. Returns float64
+    ``(F, [N,] C, H, W)`` on the grid, ``(F, [N,] C, P)`` at ``points``."""
+    sur, model = surrogate, surrogate.ldnet
+    xi = sur.grid if points is None else sur.unit(points)
+    out = []
+    with torch.no_grad():
+        lifted = model.coordinate_lift(xi)  # (P, width), shared by all frames
+        for t in frames:  # one frame at a time keeps activations at N·P·width
+            z = model.reconstruct(latent[int(t)], xi, lifted=lifted)  # (N, P, C)
+            f = sur.normaliser.denormalise_fields(z.double(), -1).transpose(-1, -2)
+            out.append(f if members else f.mean(0))
+    fields = torch.stack(out)
+    if points is None:
+        fields = fields.unflatten(-1, sur.grid_shape)
+    return fields
 
 
 @dataclass(frozen=True)
@@ -276,13 +303,7 @@ class LDEnSF:
     def initial_ensemble(self, surrogate: LatentSurrogate, gen: torch.Generator) -> Tensor:
         """``κ`` at frame 0 before any data, ``(N, d_s + p)``: ``u ~ U[-1, 1]^p`` (the prior),
         ``s`` from the start strategy."""
-        model = surrogate.ldnet
-        dtype = next(model.parameters()).dtype
-        u = 2.0 * torch.rand(self.ensemble_size, model.n_params, generator=gen, dtype=dtype) - 1
-        start = default_start(model) if self.start is None else self.start
-        with torch.no_grad():
-            s = start.sample(model, u, gen)
-        return torch.cat([s, u], dim=-1)
+        return prior_kappa(surrogate.ldnet, self.ensemble_size, self.start, gen)
 
     def assimilate(
         self,

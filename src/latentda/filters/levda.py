@@ -1,0 +1,479 @@
+"""LEVDA (DESIGN 6.5): latent ensemble-variational data assimilation through an LDNet.
+
+The control of a window starting at time ``τ_0`` (in frame units, any real) is
+``κ_0 = [s_0, u] ∈ R^{d_s + p}``: the LDNet latent at ``τ_0`` and the normalised parameters.
+With the background ensemble ``E`` ``(N, d)`` (mean ``κ̄``, anomalies ``A = E − κ̄``,
+``X = Aᵀ/√(N−1)``) the control lives in the ensemble subspace, ``κ(w) = κ̄ + X w``, and
+
+``J(w) = ½‖w‖² + ½ Σ_k ‖R_k^{-1/2}(y_k − H_k(M_{τ_0→τ_k}(κ(w))))‖²``
+
+over the window's observation times ``τ_k ≥ τ_0``, where
+
+- ``M`` is the LDNet latent rollout (:func:`latent_path`): explicit Euler steps of one frame
+  spacing at the integer frames, ``s ← s + Δt F([u, φ(k), s])`` with the forcing phase of
+  the frame ``k`` the step starts from, and a partial step of ``τ − k`` spacings to reach a
+  time between frames, so irregular, real-valued observation times read the LDNet's own
+  trajectory (the same one as at the frames) without changing it;
+- ``H_k(s) = R(s, ξ_k)`` is the reconstruction net evaluated directly at the sensor
+  coordinates ``ξ_k`` ``(S_k, 2)`` of time ``k`` (they may differ per time: moving sensors),
+  in the training normaliser's z-scores, so ``R_k`` is the noise variance in z-score units;
+  missing (NaN) readings are rows left out. No observation encoder is involved.
+
+The window Jacobians ``Ĝ_k = R_k^{-1/2} ∂(H_k M κ)/∂w`` ``(m_k, N)`` come from forward-mode
+autograd (:func:`torch.func.jacfwd`: one batched pass with ``N`` tangents, the columns of
+``X``), and :func:`~latentda.filters.envar.gauss_newton_step` (the maths shared with
+4DEnVar) gives the Gauss–Newton step; a backtracking line search on ``J`` (Armijo) keeps the
+steps descending through the nonlinear decoder. At the minimiser ``w*`` the Jacobian is
+evaluated once more and the posterior is the ensemble transform
+``κ_a^(i) = κ̄ + X(w* + √(N−1) [Hess^{-1/2}]_i)``, ``Hess = I + Σ_k Ĝ_kᵀĜ_k`` at ``w*``.
+States and parameters are estimated jointly; ``u`` is clipped to the prior's support
+``[-1, 1]`` after the analysis (inside the iterations it is left free, so the cost stays
+differentiable). Cycling (:func:`~latentda.filters.envar.cycle_windows`): the analysis at
+the window start is forecast to the next window's start, where it is the background.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from latentda.errors import ConfigError, DataError, FilterDivergence
+from latentda.filters.ensemble import check_finite, inflate, mean_anomalies
+from latentda.filters.envar import WindowBlock, cycle_windows, gauss_newton_step, window_blocks
+from latentda.filters.ldensf import InitialLatent, LatentSurrogate, decode_latents, prior_kappa
+from latentda.surrogates.ldnet import LDNet
+
+
+@dataclass(frozen=True)
+class LatentReadings:
+    """The readings of one observation time, in the networks' units.
+
+    Attributes
+    ----------
+    time
+        Observation time in frame units (any real ``≥ 0``; frame ``k`` is time ``k``).
+    xi
+        Sensor coordinates ``(S, k)`` in ``[-1, 1]^k`` (:meth:`LatentSurrogate.unit`).
+    y
+        Normalised (z-scored) readings ``(S, C)``; NaN = missing.
+    std
+        Noise std in z-score units, broadcasting to ``(S, C)`` (e.g. ``(C,)``).
+    """
+
+    time: float
+    xi: Tensor
+    y: Tensor
+    std: Tensor
+
+    @classmethod
+    def from_physical(
+        cls,
+        surrogate: LatentSurrogate,
+        time: float,
+        points: Tensor,
+        readings: Tensor,
+        noise_std: Tensor,
+    ) -> LatentReadings:
+        """Readings ``(S, C)`` and noise std ``(C,)`` in physical units at ``points``
+        ``(S, 2)`` in grid units, put in the surrogate's units: ``ỹ = (y − m_c)/s_c``,
+        ``σ̃ = σ/s_c`` with the training normaliser's mean ``m_c`` and std ``s_c``."""
+        norm = surrogate.normaliser
+        y = norm.normalise_fields(readings.double(), -1)
+        std = noise_std.double() / norm.channel_std.double()
+        return cls(float(time), surrogate.unit(points), y, std)
+
+    @property
+    def present(self) -> Tensor:
+        """``(S, C)`` bool: readings that are there."""
+        return torch.isfinite(self.y)
+
+
+def latent_path(
+    model: LDNet, s: Tensor, u: Tensor, start: float, times: Sequence[float]
+) -> list[Tensor]:
+    """Latents at ``times`` (non-decreasing, ``≥ start``, frame units) from ``s`` ``(…, d_s)``
+    at ``start`` with parameters ``u`` ``(…, p)``.
+
+    The Euler nodes are ``start`` and the integer frames after it (unit steps from a frame
+    ``k``, forcing phase ``k``, as the LDNet was trained); a time between nodes is read by
+    the partial step ``s_k + (τ − k) Δt F([u, φ(k), s_k])`` from the node before it, which
+    does not move the trajectory. For an integer ``start`` and integer ``times`` this is
+    :meth:`LDNet.rollout`'s trajectory.
+    """
+    out, node = [], float(start)
+    for t in times:
+        t = float(t)
+        if t < node - 1e-9:
+            raise DataError(f"latent_path: times must be non-decreasing and >= {start}, got {t}")
+        while math.floor(node) + 1.0 <= t + 1e-9:
+            nxt = math.floor(node) + 1.0
+            s = model.step(s, u, frames=nxt - node, k=node)
+            node = nxt
+        out.append(s if t - node <= 1e-9 else model.step(s, u, frames=t - node, k=node))
+    return out
+
+
+class WindowObservations:
+    """One window's readings and its observation map ``κ_0 ↦ R^{-1/2} H(M(κ_0))``.
+
+    Calling it maps controls ``(…, d_s + p)`` at ``start`` to the standardised predictions
+    of the present readings ``(…, m)`` (times in order, then sensors, then channels); the
+    standardised readings ``R^{-1/2} y`` are :attr:`y` ``(m,)``, so ``δ = y − map(κ)``.
+    The sensors' coordinate lift (:meth:`LDNet.coordinate_lift`) is computed once here.
+    """
+
+    def __init__(self, model: LDNet, start: float, readings: Sequence[LatentReadings]) -> None:
+        dtype = next(model.parameters()).dtype
+        self.model, self.start = model, float(start)
+        self.times = [float(r.time) for r in readings]
+        self.xi, self.lifted, self.index, self.scale, ys = [], [], [], [], []
+        with torch.no_grad():
+            for r in readings:
+                if r.y.ndim != 2 or r.xi.shape != (r.y.shape[0], model.coord_dim):
+                    raise DataError(
+                        f"readings {tuple(r.y.shape)} at coordinates {tuple(r.xi.shape)}: "
+                        f"expected (S, {model.n_channels}) at (S, {model.coord_dim})"
+                    )
+                if r.y.shape[1] != model.n_channels:
+                    raise DataError(
+                        f"readings have {r.y.shape[1]} channels, the LDNet {model.n_channels}"
+                    )
+                std = torch.broadcast_to(r.std.double(), r.y.shape)
+                if not bool((std > 0).all()):
+                    raise DataError("observation noise std must be > 0")
+                idx = torch.nonzero(r.present.flatten()).flatten()
+                self.xi.append(r.xi.to(dtype))
+                self.lifted.append(model.coordinate_lift(self.xi[-1]))
+                self.index.append(idx)
+                self.scale.append((1.0 / std.flatten()[idx]).to(dtype))
+                ys.append(r.y.double().flatten()[idx] * (1.0 / std.flatten()[idx]))
+        self.y = torch.cat(ys) if ys else torch.zeros(0, dtype=torch.float64)
+        self.d_s = model.config.latent_dim
+
+    @property
+    def size(self) -> int:
+        """``m``: present readings in the window."""
+        return int(self.y.shape[0])
+
+    def __call__(self, kappa: Tensor) -> Tensor:
+        s, u = kappa[..., : self.d_s], kappa[..., self.d_s :]
+        path = latent_path(self.model, s, u, self.start, self.times)
+        out = []
+        parts = zip(path, self.xi, self.lifted, self.index, self.scale, strict=True)
+        for s_k, xi, lifted, idx, scale in parts:
+            pred = self.model.reconstruct(s_k, xi, lifted=lifted)  # (…, S, C)
+            out.append(pred.flatten(-2).index_select(-1, idx) * scale)
+        return torch.cat(out, dim=-1)
+
+
+def window_jacobian(
+    obs: WindowObservations, mean: Tensor, X: Tensor, w: Tensor
+) -> tuple[Tensor, Tensor]:
+    """``g(w) = obs(κ̄ + X w)`` ``(m,)`` and its Jacobian ``∂g/∂w`` ``(m, N)`` by forward-mode
+    autograd: ``N`` tangents (the columns of ``X``) in one vmapped pass, in the model's
+    dtype. ``mean`` ``(d,)``, ``X`` ``(d, N)``, ``w`` ``(N,)``."""
+
+    def g(v: Tensor) -> tuple[Tensor, Tensor]:
+        out = obs(mean + X @ v)
+        return out, out
+
+    # Forward mode needs no tape: no_grad keeps the weights' backward graph out of it.
+    with torch.no_grad():
+        jac, value = torch.func.jacfwd(g, has_aux=True)(w.to(X.dtype))
+    return value, jac
+
+
+@dataclass(frozen=True)
+class LEVDAWindow:
+    """Result of one LEVDA window.
+
+    Attributes
+    ----------
+    ensemble
+        Analysis ensemble at the window start ``(N, d_s + p)`` (inflated, ``u`` clipped).
+    w
+        Minimiser ``w*`` ``(N,)`` (float64).
+    hessian
+        ``I + Σ_k Ĝ_kᵀĜ_k`` at ``w*`` ``(N, N)``.
+    costs
+        ``J`` at each accepted iterate, ``J(0)`` (the background) first, ``J(w*)`` last.
+    step_norms
+        ``‖Δw‖`` of each accepted step (after the line search).
+    n_readings
+        ``m``, the present readings of the window.
+    """
+
+    ensemble: Tensor
+    w: Tensor
+    hessian: Tensor
+    costs: tuple[float, ...]
+    step_norms: tuple[float, ...]
+    n_readings: int
+
+    @property
+    def iterations(self) -> int:
+        """Gauss–Newton steps taken."""
+        return len(self.step_norms)
+
+
+@dataclass
+class LEVDAResult:
+    """The ensemble of one assimilated stream.
+
+    Attributes
+    ----------
+    kappa
+        ``κ`` at every frame ``(T, N, d_s + p)``: frame ``t`` holds the window-start analysis
+        of the window whose span holds ``t``, forecast to ``t``
+        (:func:`~latentda.filters.envar.cycle_windows`); parameters normalised.
+    windows
+        One :class:`LEVDAWindow` per window.
+    n_observed
+        Observation times with at least one present reading.
+    timings
+        Seconds: ``dynamics_s`` (latent forecasts of the ensemble from window starts to the
+        frames and the next start), ``filter_s`` (the Gauss–Newton minimisation: latent
+        rollouts and decoding at the sensors with their Jacobians, the line search, the
+        transform) and ``reconstruction_s`` (accumulated over :meth:`reconstruct`).
+    surrogate
+        The surrogate that produced ``kappa``.
+    """
+
+    kappa: Tensor
+    windows: list[LEVDAWindow]
+    n_observed: int
+    timings: dict[str, float]
+    surrogate: LatentSurrogate
+
+    @property
+    def latent(self) -> Tensor:
+        """``s`` ``(T, N, d_s)``."""
+        return self.kappa[..., : self.surrogate.latent_dim]
+
+    @property
+    def params(self) -> Tensor:
+        """Parameters in physical units ``(T, N, p)`` (float64)."""
+        u = self.kappa[..., self.surrogate.latent_dim :].double()
+        return self.surrogate.normaliser.denormalise_params(u)
+
+    def reconstruct(
+        self,
+        frames: Sequence[int] | None = None,
+        members: bool = False,
+        points: Tensor | None = None,
+    ) -> Tensor:
+        """Fields decoded at ``frames`` (see :func:`~latentda.filters.ldensf.decode_latents`);
+        the time is booked as reconstruction."""
+        t0 = time.perf_counter()
+        frames = range(self.kappa.shape[0]) if frames is None else frames
+        fields = decode_latents(self.surrogate, self.latent, frames, members, points)
+        self.timings["reconstruction_s"] += time.perf_counter() - t0
+        return fields
+
+
+@dataclass(frozen=True)
+class LEVDA:
+    """Latent ensemble-variational smoother (see the module docstring for the maths).
+
+    Parameters
+    ----------
+    ensemble_size
+        ``N``.
+    window
+        ``L``: observation times per window.
+    shift
+        ``S``: new observation times per cycle (``1 ≤ S ≤ L``, see
+        :func:`~latentda.filters.envar.window_blocks`); ``None``: ``S = L`` (disjoint).
+    iterations
+        Maximum Gauss–Newton steps per window.
+    tolerance
+        Stop when an accepted step has ``‖Δw‖ <`` it.
+    inflation
+        Multiplicative inflation of the analysis anomalies at the window start (so it acts
+        on the next window's background, as in :class:`~latentda.filters.envar.FourDEnVar`).
+    max_halvings
+        Backtracking steps of the line search (step ``α = 1, ½, ¼, …``; Armijo's condition
+        ``J(w + αΔw) ≤ J(w) + 10⁻⁴ α ∇J·Δw``); none accepted ends the iterations.
+    param_jitter
+        ``σ_u``: std of a random walk on ``u`` when the analysis is carried to the next
+        window (one draw per window, not per frame; 0: none).
+    clip_params
+        Project ``u`` onto ``[-1, 1]^p`` after each analysis and jitter.
+    start
+        Initial-latent strategy of the prior; ``None``: the LDNet's
+        (:func:`~latentda.filters.ldensf.default_start`).
+    """
+
+    ensemble_size: int = 20
+    window: int = 4
+    shift: int | None = None
+    iterations: int = 10
+    tolerance: float = 1e-3
+    inflation: float = 1.0
+    max_halvings: int = 8
+    param_jitter: float = 0.0
+    clip_params: bool = True
+    start: InitialLatent | None = None
+
+    def __post_init__(self) -> None:
+        if self.ensemble_size < 2:
+            raise ConfigError(f"ensemble_size must be >= 2, got {self.ensemble_size}")
+        if self.window < 1:
+            raise ConfigError(f"window must be >= 1, got {self.window}")
+        if self.shift is not None and not 1 <= self.shift <= self.window:
+            raise ConfigError(f"shift must lie in [1, window={self.window}], got {self.shift}")
+        if self.iterations < 1:
+            raise ConfigError(f"iterations must be >= 1, got {self.iterations}")
+        if not (math.isfinite(self.tolerance) and self.tolerance > 0):
+            raise ConfigError(f"tolerance must be finite and > 0, got {self.tolerance}")
+        if not (math.isfinite(self.inflation) and self.inflation > 0):
+            raise ConfigError(f"inflation must be finite and > 0, got {self.inflation}")
+        if self.max_halvings < 0:
+            raise ConfigError(f"max_halvings must be >= 0, got {self.max_halvings}")
+        if not 0.0 <= self.param_jitter < float("inf"):
+            raise ConfigError(f"param_jitter must be finite and >= 0, got {self.param_jitter}")
+
+    def blocks(self, cycles: int) -> list[WindowBlock]:
+        """The windows over observation times ``1..cycles`` (see :func:`window_blocks`)."""
+        return window_blocks(cycles, self.window, self.window if self.shift is None else self.shift)
+
+    # ------------------------------------------------------------------ one window
+    def analyse(
+        self, model: LDNet, ensemble: Tensor, start: float, readings: Sequence[LatentReadings]
+    ) -> LEVDAWindow:
+        """Assimilate ``readings`` (times ``≥ start``) into the ensemble ``(N, d_s + p)`` of
+        controls at ``start``; with no present reading the analysis is the background.
+
+        Raises
+        ------
+        FilterDivergence
+            If the window's predictions become non-finite.
+        """
+        n, d = ensemble.shape
+        if n < 2 or d != model.config.latent_dim + model.n_params:
+            raise DataError(
+                f"ensemble has shape {tuple(ensemble.shape)}, expected (N >= 2, "
+                f"{model.config.latent_dim + model.n_params})"
+            )
+        obs = WindowObservations(model, start, readings)
+        w = torch.zeros(n, dtype=torch.float64)
+        if obs.size == 0:
+            return LEVDAWindow(ensemble, w, torch.eye(n, dtype=torch.float64), (), (), 0)
+        mean, A = mean_anomalies(ensemble)
+        root = math.sqrt(n - 1)
+        X = A.T / root  # (d, N)
+
+        def evaluate(v: Tensor) -> tuple[Tensor, Tensor]:
+            value, jac = window_jacobian(obs, mean, X, v)
+            delta = obs.y - value.double()
+            if not bool(torch.isfinite(delta).all() and torch.isfinite(jac).all()):
+                raise FilterDivergence(
+                    f"levda: the window's predictions became non-finite at window start {start}"
+                )
+            return delta, jac.double()
+
+        def cost(v: Tensor) -> float:
+            with torch.no_grad():
+                delta = obs.y - obs(mean + X @ v.to(X.dtype)).double()
+            return float(0.5 * (v @ v + delta @ delta))
+
+        delta, G = evaluate(w)
+        gn = gauss_newton_step(w, [delta], [G])
+        costs, norms = [float(gn.cost)], []
+        for _ in range(self.iterations):
+            grad = w - G.T @ delta
+            slope = float(grad @ gn.step)
+            if not slope < 0:  # at a stationary point to round-off
+                break
+            alpha, accepted = 1.0, False
+            for _ in range(self.max_halvings + 1):
+                trial = cost(w + alpha * gn.step)
+                if math.isfinite(trial) and trial <= costs[-1] + 1e-4 * alpha * slope:
+                    accepted = True
+                    break
+                alpha *= 0.5
+            if not accepted:
+                break
+            w = w + alpha * gn.step
+            norms.append(alpha * float(torch.linalg.vector_norm(gn.step)))
+            delta, G = evaluate(w)
+            gn = gauss_newton_step(w, [delta], [G])
+            costs.append(float(gn.cost))
+            if norms[-1] < self.tolerance:
+                break
+        # gn now holds Hess and Hess^{-1/2} at the final iterate w*.
+        T = gn.transform.to(A.dtype)
+        Ea = inflate(mean + (w.to(A.dtype) / root + T) @ A, self.inflation)
+        return LEVDAWindow(
+            self._clip(Ea, model), w, gn.hessian, tuple(costs), tuple(norms), obs.size
+        )
+
+    # ------------------------------------------------------------------ a stream
+    def assimilate(
+        self,
+        surrogate: LatentSurrogate,
+        readings: Sequence[LatentReadings],
+        n_frames: int,
+        gen: torch.Generator,
+    ) -> LEVDAResult:
+        """Smooth a stream of readings at any times in ``[0, n_frames − 1]`` (frame units)
+        and report the ensemble at the frames ``0..n_frames−1``.
+
+        Times without a present reading are dropped; the rest are sorted and grouped into
+        windows of :attr:`window` times (:meth:`blocks`), the first window's control at frame
+        0 from the prior (``u ~ U[-1, 1]^p``, ``s`` from the start strategy; randomness from
+        ``gen`` only: the prior draw and the parameter jitter).
+        """
+        model = surrogate.ldnet
+        if n_frames < 1:
+            raise DataError(f"n_frames must be >= 1, got {n_frames}")
+        bad = [r.time for r in readings if not 0.0 <= float(r.time) <= n_frames - 1]
+        if bad:
+            raise DataError(
+                f"observation time {bad[0]} lies outside the frames [0, {n_frames - 1}]"
+            )
+        obs = sorted((r for r in readings if bool(r.present.any())), key=lambda r: float(r.time))
+        times = [float(r.time) for r in obs]
+        d_s = surrogate.latent_dim
+        timings = {"dynamics_s": 0.0, "filter_s": 0.0, "reconstruction_s": 0.0}
+        kappa0 = prior_kappa(model, self.ensemble_size, self.start, gen)
+        check_finite(kappa0, 0, "initial ensemble", "LEVDA")
+
+        def analyse(E: Tensor, start: float, block: WindowBlock) -> tuple[Tensor, LEVDAWindow]:
+            t0 = time.perf_counter()
+            res = self.analyse(model, E, start, obs[block.first - 1 : block.end])
+            timings["filter_s"] += time.perf_counter() - t0
+            check_finite(res.ensemble, int(start), "analysis", "LEVDA")
+            return res.ensemble, res
+
+        def roll(E: Tensor, start: float, targets: Sequence[float]) -> list[Tensor]:
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                u = E[:, d_s:]
+                path = latent_path(model, E[:, :d_s], u, start, targets)
+            timings["dynamics_s"] += time.perf_counter() - t0
+            out = [torch.cat([s, u], dim=-1) for s in path]
+            check_finite(out[-1], int(targets[-1]), "forecast", "LEVDA")
+            return out
+
+        def carry(E: Tensor) -> Tensor:
+            if self.param_jitter == 0:
+                return E
+            noise = torch.randn(E[:, d_s:].shape, generator=gen, dtype=E.dtype)
+            jittered = torch.cat([E[:, :d_s], E[:, d_s:] + self.param_jitter * noise], dim=-1)
+            return self._clip(jittered, model)
+
+        cyc = cycle_windows(self.blocks(len(obs)), times, n_frames, kappa0, analyse, roll, carry)
+        windows = [w for w in cyc.analyses if isinstance(w, LEVDAWindow)]
+        return LEVDAResult(torch.stack(cyc.frames), windows, len(obs), timings, surrogate)
+
+    def _clip(self, kappa: Tensor, model: LDNet) -> Tensor:
+        if not self.clip_params:
+            return kappa
+        d_s = model.config.latent_dim
+        return torch.cat([kappa[:, :d_s], kappa[:, d_s:].clamp(-1.0, 1.0)], dim=-1)
