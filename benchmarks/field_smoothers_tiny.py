@@ -1,0 +1,115 @@
+"""LEVDA and full-state 4DEnVar against LD-EnSF and the prior ensembles on the tests' tiny
+Kolmogorov store (issue 6; a smoke measurement, not the issue's ``bench`` table).
+
+Builds the store and the surrogate exactly as ``tests/conftest.py`` does (16², 10 frames,
+12 trajectories; LDNet d_s = 4 and a fixed-order encoder for 4×4 regular sensors), then runs
+every method on the 3 test trajectories (4×4 sensors, 10 % noise, every frame, N = 20, seed 0)
+and prints one Markdown row per method: scores averaged over trajectories and timings per
+trajectory. LEVDA is also run over a small grid of windows and inflations.
+
+Usage::
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/field_smoothers_tiny.py [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from _common import busy_cores, save
+from latentda.data import generate_dataset, open_dataset
+from latentda.experiments.field_methods import SolverModel, no_assimilation_method
+from latentda.experiments.field_smoothers import FourDEnVarFieldMethod, LEVDAMethod
+from latentda.experiments.field_twin import FieldMethod, LDEnSFMethod, make_case, run_method
+from latentda.filters.envar import FourDEnVar
+from latentda.filters.ldensf import LatentSurrogate
+from latentda.filters.levda import LEVDA
+from latentda.surrogates.train_encoder import encoder_config, train_encoder
+from latentda.surrogates.train_ldnet import train_config, train_ldnet
+from latentda.systems import field_system
+
+KEYS = ("rel_rmse", "crps", "coverage90", "param_rel_error")
+
+
+def build(work: Path) -> tuple[Path, LatentSurrogate]:
+    """The store and surrogate of ``tests/conftest.py`` (same configs and seeds)."""
+    path = work / "kolmo16.zarr"
+    if not path.exists():
+        generate_dataset(path, field_system("kolmogorov", "ci", n=16, n_frames=10), 12, seed=3)
+    ds = open_dataset(path)
+    ld, enc = work / "ldnet", work / "encoder"
+    model = {"latent_dim": 4, "recon_width": 32, "recon_blocks": 2, "fourier_features": 16}
+    stage1 = {"epochs": 300, "batch_size": 2, "points": 128, "frames": 5, "lr": 2e-2}
+    cfg = train_config(
+        {
+            "model": {**model, "dyn_width": 32},
+            "stage1": {**stage1, "eval_every": 50},
+            "stage2": {"epochs": 2, "batch_size": 3, "points": 128, "eval_every": 2},
+        }
+    )
+    train_ldnet(ds, ld, cfg, progress=False)
+    ecfg = encoder_config(
+        {
+            "model": {"mode": "fixed", "hidden": 32, "embed": 16},
+            "sensors": {"layout": {"name": "regular", "ny": 4, "nx": 4}, "noise_level": 0.1},
+            "stage": {"epochs": 100, "batch_size": 3, "eval_every": 10, "lr": 3e-3},
+        }
+    )
+    train_encoder(ds, ld, enc, ecfg, progress=False)
+    return path, LatentSurrogate.load(ld, enc, ds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=None, help="store and checkpoints")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    work = args.work or Path(tempfile.mkdtemp(prefix="levda-tiny-"))
+    work.mkdir(parents=True, exist_ok=True)
+    store, sur = build(work)
+    ds = open_dataset(store)
+    cases = [make_case(ds, i, sur.sensors, sur.normaliser, 0.1, seed=0) for i in range(3)]
+    solver = SolverModel.from_dataset(ds, sur.normaliser)
+    # One LEVDA run first: torch.func's first forward-mode pass costs ~2 s once per process.
+    run_method(LEVDAMethod(sur, LEVDA(window=4)), cases[0])
+    methods: list[tuple[str, FieldMethod]] = [
+        ("LEVDA L=4", LEVDAMethod(sur, LEVDA(window=4))),
+        ("LD-EnSF", LDEnSFMethod(sur)),
+        ("no assimilation (LDNet)", LDEnSFMethod(sur, assimilate=False)),
+        ("4DEnVar full state L=4", FourDEnVarFieldMethod(solver, FourDEnVar(window=4))),
+        ("no assimilation (solver)", no_assimilation_method(ds, 20, sur.normaliser)),
+    ]
+    methods += [
+        (f"LEVDA L={w} infl={i}", LEVDAMethod(sur, LEVDA(window=w, inflation=i)))
+        for w in (1, 2, 8)
+        for i in (1.0, 1.5)
+    ]
+    load = busy_cores()
+    rows = {}
+    print("| method | rel RMSE | CRPS | 90 % cov. | param rel err (final) | dyn s | filter s |")
+    print("|---|---|---|---|---|---|---|")
+    for label, method in methods:
+        t0 = time.perf_counter()
+        runs = [run_method(method, c) for c in cases]
+        wall = (time.perf_counter() - t0) / len(cases)
+        means = {k: sum(r.time_means()[k] for r in runs) / len(runs) for k in KEYS}
+        final_par = sum(r.final()["param_rel_error"] for r in runs) / len(runs)
+        dyn = sum(r.timings["dynamics_s"] for r in runs) / len(runs)
+        flt = sum(r.timings["filter_s"] for r in runs) / len(runs)
+        rows[label] = {**means, "param_final": final_par, "dynamics_s": dyn, "filter_s": flt}
+        rows[label]["wall_s"] = wall
+        print(
+            f"| {label} | {means['rel_rmse']:.4f} | {means['crps']:.4f} | "
+            f"{means['coverage90']:.3f} | {final_par:.3f} | {dyn:.3f} | {flt:.3f} |"
+        )
+    path = save("field-smoothers-tiny", {"busy_cores_before": load, "rows": rows})
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()
