@@ -16,7 +16,7 @@ from latentda.errors import ConfigError, DataError
 from latentda.experiments.field_methods import SolverModel, no_assimilation_method
 from latentda.experiments.field_smoothers import FourDEnVarFieldMethod, LEVDAMethod
 from latentda.experiments.field_twin import LDEnSFMethod, TwinCase, make_case, run_method
-from latentda.filters.envar import FourDEnVar
+from latentda.filters.envar import FourDEnVar, WindowBlock, cycle_windows, window_blocks
 from latentda.filters.ldensf import LatentSurrogate, prior_kappa
 from latentda.filters.levda import (
     LEVDA,
@@ -221,3 +221,29 @@ def test_full_state_4denvar_beats_the_prior_ensemble(
     assert ours.time_means()["rel_rmse"] < 0.2 * prior.time_means()["rel_rmse"]
     assert ours.final()["param_rel_error"] < 0.5 * prior.final()["param_rel_error"]
     assert ours.timings["dynamics_s"] > 0 and "spinup_s" in ours.timings
+
+
+def test_cycle_windows_reports_each_frame_from_its_window() -> None:
+    """Bookkeeping oracle: the 'ensemble' is one number, a forecast adds the time elapsed and
+    analysis j adds 100·(j + 1). Times 0, 2.5, 3, 6 in windows of 2 sliding by 1 (controls at
+    time indices 0, 0, 1, 2): frame t reports the analysis of the window whose span
+    ([0, 0], (0, 2.5], (2.5, 3], (3, 7]) holds it, forecast to t; worked out by hand."""
+    blocks = window_blocks(4, 2, 1)
+    starts = []
+
+    def analyse(E: torch.Tensor, start: float, block: WindowBlock) -> tuple[torch.Tensor, int]:
+        starts.append(start)
+        return E + 100.0 * len(starts), block.end
+
+    def roll(E: torch.Tensor, start: float, targets: list[float]) -> list[torch.Tensor]:
+        assert all(t >= start for t in targets)
+        return [E + (t - start) for t in targets]
+
+    out = cycle_windows(blocks, [0.0, 2.5, 3.0, 6.0], 8, torch.zeros(1, 1), analyse, roll)
+    assert starts == [0.0, 0.0, 0.0, 2.5]
+    got = [float(e) for e in out.frames]
+    assert got == [100.0, 301.0, 302.0, 603.0, 1004.0, 1005.0, 1006.0, 1007.0]
+    assert out.analyses == [1, 2, 3, 4]
+    # No observation time: the prior forecast through every frame.
+    none = cycle_windows([], [], 3, torch.zeros(1, 1), analyse, roll)
+    assert [float(e) for e in none.frames] == [0.0, 1.0, 2.0]

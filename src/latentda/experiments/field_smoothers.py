@@ -85,7 +85,7 @@ class FourDEnVarFieldMethod(FieldMethod):
     from the same prior ensemble as the full-space filters, observed bilinearly at the
     sensors (:func:`~latentda.experiments.field_methods.sensor_context`). Parameters are
     estimated through the window's ensemble covariance with the readings and clipped to
-    ``[-1, 1]`` after each analysis (the solver may be unstable outside).
+    ``[-1, 1]`` (the solver may be unstable outside).
 
     Parameters
     ----------
@@ -96,7 +96,10 @@ class FourDEnVarFieldMethod(FieldMethod):
     ensemble_size
         ``N``.
     clip_params
-        Project the analysed ``ũ`` onto ``[-1, 1]^p``.
+        Project the analysed ``ũ`` onto ``[-1, 1]^p``, and run the solver with the members'
+        ``ũ`` clipped there inside the Gauss–Newton iterations too, where the members
+        ``κ̄ + X(w + √(N−1) T_i)`` may leave it (the window Jacobian is then read off the
+        clipped runs).
     """
 
     model: SolverModel
@@ -128,6 +131,8 @@ class FourDEnVarFieldMethod(FieldMethod):
         def roll(E: Tensor, start: float, targets: Sequence[float]) -> list[Tensor]:
             """Solver steps of whole frames from frame ``start`` to each target frame."""
             t0 = time.perf_counter()
+            if self.clip_params:  # Gauss–Newton members may leave the prior's support
+                E = torch.cat([E[:, :d], E[:, d:].clamp(-1.0, 1.0)], dim=1)
             x, u = m.from_filter(E)
             k, out = round(start), []
             for target in targets:
