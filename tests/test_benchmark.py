@@ -1,22 +1,27 @@
 """``latentda benchmark`` through its real entry point on a tiny Kolmogorov configuration:
 every file with every registered method, counts recorded, a second run reusing the cache
-with identical numbers, knobs tuned on validation trajectories only, and bad input giving
-exit code 2 with a one-line message."""
+with identical numbers, knobs tuned on validation trajectories only, bad input giving exit
+code 2 with a one-line message, and a diverging method recorded with its frame instead of
+ending the run."""
 
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 import zarr
 
 from latentda.cli import main
 from latentda.data import open_dataset
+from latentda.errors import FilterDivergence
 from latentda.experiments import field_twin
-from latentda.experiments.benchmark import METHODS, Cache, benchmark_config
+from latentda.experiments.benchmark import METHODS, Cache, attempt, benchmark_config, summarise
 from latentda.experiments.config import parse_overrides
+from latentda.experiments.field_twin import FieldMethod, MethodRun, TwinCase
 
 # 16² grid, 6 frames after a short spin-up, 12 trajectories (7/2/3 train/val/test), a small
 # LDNet, encoders and VAEs trained for a few epochs, two knob combinations per method tried on
@@ -220,3 +225,17 @@ def test_bad_input_exits_2_with_one_line(
     err = fails(capsys, "benchmark", "--system", "kolmogorov", "--out", out,
                 "--cache", str(cache), "--no-progress", *SETS)  # fmt: skip
     assert "not a latentda dataset" in err
+
+
+def test_a_diverging_method_is_recorded_not_fatal() -> None:
+    class Diverges(FieldMethod):
+        name = "diverges"
+
+        def run(self, case: TwinCase, gen: torch.Generator) -> MethodRun:
+            raise FilterDivergence("the ensemble became non-finite in the analysis at frame 3")
+
+    case = SimpleNamespace(seed=0)  # run() raises before reading anything else
+    outcome = attempt(Diverges(), case)  # type: ignore[arg-type]
+    assert outcome.result is None and "frame 3" in (outcome.error or "")
+    summary = summarise({(0, 0): outcome}, full_order_s=1.0)
+    assert summary == {"n_runs": 1, "n_finished": 0, "errors": [outcome.error]}
