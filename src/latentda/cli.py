@@ -59,8 +59,8 @@ def demo(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Run a demo and print its table. kolmogorov (default): the benchmark pipeline at a
-    small size (data, LDNet, encoders, LD-EnSF against its baselines; cached under OUT);
-    l96: classical filters on Lorenz-96 (Sakov & Oke 2008)."""
+    small size (data, LDNet, encoder, LD-EnSF against its no-assimilation reference; cached
+    under OUT); l96: classical filters on Lorenz-96 (Sakov & Oke 2008)."""
     if name == DemoName.l96:
         from latentda.experiments.demo import format_table, run_l96_demo
 

@@ -7,14 +7,15 @@ The pipeline of one run:
 1. **data**: the system's store under ``CACHE/data``, generated or resumed by
    :func:`~latentda.data.generate_dataset` (a store of another spec is refused by it);
 2. **surrogates**: the artefacts the registered methods need (an LDNet, one observation
-   encoder per observation setting), each in ``CACHE/<kind>/<hash>`` where the hash covers
-   its training config and what it was trained from: an unchanged config is reused, a
-   changed one trains anew, an interrupted training resumes (the trainers' own state);
+   encoder and one VAE per observation setting), each in ``CACHE/<kind>/<hash>`` where the
+   hash covers its training config and what it was trained from: an unchanged config is
+   reused, a changed one trains anew, an interrupted training resumes (the trainers' own
+   state);
 3. **per observation setting** (the paper's 10×10 sensors every frame and a sparse one):
    every method's knobs are chosen by a grid search on validation trajectories (the same
-   trajectories, seed and number of grid points for every method), then every method runs on
-   the same test trajectories with the same readings (:func:`~.field_twin.make_case`, one
-   case per trajectory and seed shared by all methods);
+   trajectories, seed and number of grid points, ``tuning_budget``, for every method), then
+   every method runs on the same test trajectories with the same readings
+   (:func:`~.field_twin.make_case`, one case per trajectory and seed shared by all methods);
 4. ``OUT/results.json``, ``OUT/tables.md`` and figures.
 
 Methods are strategies in :data:`METHODS` (:class:`MethodSpec`: a builder from a
@@ -413,7 +414,8 @@ class MethodContext:
         Field and parameter normalisation of the training split (what the surrogates were
         trained with and the readings' noise is scaled by).
     artefacts
-        Trained surrogate directories by kind (``ldnet``, ``encoder`` for this setting).
+        Trained surrogate directories by kind: ``ldnet``, and this setting's ``encoder`` and
+        ``vae`` (only the kinds the run's methods need).
     """
 
     ds: xr.Dataset
