@@ -13,6 +13,15 @@ def gen() -> torch.Generator:
     return torch.Generator().manual_seed(1234)
 
 
+@pytest.fixture
+def float64_default():  # noqa: ANN201 - round-off oracles need float64; restored afterwards
+    """float64 as torch's default dtype for one test (``pytest.mark.usefixtures``)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
 # Small tensors: one thread avoids OpenMP oversubscription and keeps reductions in one order.
 torch.set_num_threads(1)
 

@@ -33,31 +33,14 @@ from latentda.observations import LinearMap, Observer, TimesSchedule
 from latentda.systems import LinearSystem, kalman_filter
 from latentda.systems.base import System, integrate
 from latentda.systems.linear import kalman_update, rts_smoother
+from oracles import linear_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = Path(sys.executable).parent / "latentda"
 CMD = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "latentda"]
 
 
-@pytest.fixture(autouse=True)
-def _float64_default():  # noqa: ANN202 - round-off oracles need float64; restored afterwards
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
-def _linear_problem(d: int = 5, m: int = 3, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    # A contracting rotation: covariances stay bounded, the window mixes all components.
-    Q, _ = torch.linalg.qr(torch.randn(d, d, generator=g))
-    M = 0.95 * Q + 0.05 * torch.randn(d, d, generator=g)
-    H = torch.randn(m, d, generator=g)
-    std = 0.3 + torch.rand(m, generator=g)
-    mean0 = torch.randn(d, generator=g)
-    B = torch.randn(d, d, generator=g)
-    cov0 = B @ B.T / d + 0.5 * torch.eye(d)
-    return g, M, H, std, mean0, cov0
+pytestmark = pytest.mark.usefixtures("float64_default")  # round-off oracles
 
 
 def _smoother_oracle(M, H, std, mean0, cov0, ys, steps):  # noqa: ANN001, ANN202
@@ -145,7 +128,7 @@ def test_one_window_equals_rts_smoother_in_one_gauss_newton_step() -> None:
     """N > d, linear model and observer: the window-start analysis is the RTS smoother's
     estimate of the initial state given the window's L readings."""
     d, m, n, L, gap = 5, 3, 12, 4, 2
-    g, M, H, std, mean0, cov0 = _linear_problem(d, m)
+    g, M, H, std, mean0, cov0 = linear_problem(d, m)
     system, observer = LinearSystem(M), Observer(LinearMap(H), std)
     truth = torch.randn(1, d, generator=g)
     ys = []
@@ -191,7 +174,7 @@ class _ExactGaussian(InitialEnsemble):
 @pytest.mark.parametrize("shift", [1, 2, 3])
 def test_twin_cycles_equal_kalman_smoother_irregular_times_missing_readings(shift: int) -> None:
     d, m, n, L = 5, 3, 12, 3
-    _, M, H, std, mean0, cov0 = _linear_problem(d, m, seed=1)
+    _, M, H, std, mean0, cov0 = linear_problem(d, m, seed=1)
     steps = (1, 3, 4, 7, 8, 10, 13, 14)
     experiment = TwinExperiment(
         system=LinearSystem(M),
@@ -225,7 +208,7 @@ def test_twin_cycles_equal_kalman_smoother_irregular_times_missing_readings(shif
 
 
 def test_window_without_readings_returns_background(gen: torch.Generator) -> None:
-    _, M, H, std, mean0, cov0 = _linear_problem()
+    _, M, H, std, mean0, cov0 = linear_problem(5, 3)
     E0 = gaussian_ensemble_exact(mean0, cov0, 8, gen)
     observer = Observer(LinearMap(H), std)
     ys = torch.full((2, 3), float("nan"))

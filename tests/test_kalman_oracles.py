@@ -10,33 +10,15 @@ from latentda.filters import ETKF, LETKF, GaspariCohn, PeriodicDistance, Stochas
 from latentda.filters.ensemble import ensemble_cov, gaussian_ensemble_exact, rotate
 from latentda.observations import Identity, LinearMap, Observer, Subset
 from latentda.systems import LinearSystem, kalman_filter
+from oracles import linear_problem
 
-
-@pytest.fixture(autouse=True)
-def _float64_default():  # noqa: ANN202 - round-off oracles need float64; restored afterwards
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
-def _linear_problem(d: int = 6, m: int = 4, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    # A contracting-rotating propagator so covariances stay bounded over the cycles.
-    Q, _ = torch.linalg.qr(torch.randn(d, d, generator=g))
-    M = 0.95 * Q + 0.05 * torch.randn(d, d, generator=g)
-    H = torch.randn(m, d, generator=g)
-    std = 0.3 + torch.rand(m, generator=g)
-    mean0 = torch.randn(d, generator=g)
-    B = torch.randn(d, d, generator=g)
-    cov0 = B @ B.T / d + 0.5 * torch.eye(d)
-    return g, M, H, std, mean0, cov0
+pytestmark = pytest.mark.usefixtures("float64_default")  # round-off oracles
 
 
 @pytest.mark.parametrize("rot", [False, True])
 def test_etkf_equals_kalman_filter(rot: bool) -> None:
     d, m, n, cycles = 6, 4, 12, 8
-    g, M, H, std, mean0, cov0 = _linear_problem(d, m)
+    g, M, H, std, mean0, cov0 = linear_problem(d, m)
     system = LinearSystem(M)
     observer = Observer(LinearMap(H), std)
     truth = torch.randn(d, generator=g)
