@@ -72,6 +72,24 @@ def ensemble_cov(E: Tensor) -> Tensor:
     return A.T @ A / (E.shape[0] - 1)
 
 
+def clip_params(kappa: Tensor, d: int) -> Tensor:
+    """Project the parameter columns of an augmented ensemble onto the prior's support.
+
+    Parameters
+    ----------
+    kappa
+        ``(N, d + p)``: ``d`` state (or latent) columns, then the normalised parameters ``u``.
+    d
+        Number of columns before the parameters.
+
+    Returns
+    -------
+    Tensor
+        ``[κ_{:, :d}, clamp(κ_{:, d:}, −1, 1)]`` ``(N, d + p)``, a new tensor.
+    """
+    return torch.cat([kappa[:, :d], kappa[:, d:].clamp(-1.0, 1.0)], dim=-1)
+
+
 def check_finite(E: Tensor, frame: int, stage: str, method: str) -> None:
     """Raise :class:`FilterDivergence` naming ``method``, the ``stage`` (e.g. ``forecast``,
     ``analysis``) and the ``frame`` if any entry of ``E`` is NaN or Inf."""

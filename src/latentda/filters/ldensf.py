@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from latentda.data.normalise import Normaliser
 from latentda.data.splits import dataset_axes, grid_coords, unit_coords
 from latentda.errors import ConfigError, DataError
-from latentda.filters.ensemble import check_finite
+from latentda.filters.ensemble import check_finite, clip_params
 from latentda.filters.ensf import EnSF, LinearSchedule, whitened_analysis
 from latentda.observations.observer import present_mask
 from latentda.surrogates.ldnet import LDNet
@@ -173,8 +173,63 @@ def ldensf_ensf(
     return EnSF(steps=steps, schedule=LinearSchedule(eps_alpha, eps_beta), scale=scaling)
 
 
+class LatentTrajectory:
+    """What an assimilated latent stream offers (mixed into :class:`LDEnSFResult` and
+    :class:`~latentda.filters.levda.LEVDAResult`): the latent and parameter parts of its
+    ``κ`` and the fields decoded from it.
+
+    The class holding it provides ``kappa`` ``(T, N, d_s + p)`` (parameters normalised),
+    ``timings`` (with a ``reconstruction_s`` entry) and ``surrogate``.
+    """
+
+    kappa: Tensor
+    timings: dict[str, float]
+    surrogate: LatentSurrogate
+
+    @property
+    def latent(self) -> Tensor:
+        """``s`` ``(T, N, d_s)``."""
+        return self.kappa[..., : self.surrogate.latent_dim]
+
+    @property
+    def params(self) -> Tensor:
+        """Parameters in physical units ``(T, N, p)`` (float64)."""
+        u = self.kappa[..., self.surrogate.latent_dim :].double()
+        return self.surrogate.normaliser.denormalise_params(u)
+
+    def reconstruct(
+        self,
+        frames: Sequence[int] | Tensor | None = None,
+        members: bool = False,
+        points: Tensor | None = None,
+    ) -> Tensor:
+        """Fields in physical units decoded by ``R`` at ``frames`` (default: all); the time
+        is booked as ``reconstruction_s``.
+
+        Parameters
+        ----------
+        frames
+            Frame indices ``(F,)``.
+        members
+            Return every member; otherwise the ensemble mean **of the fields**
+            ``(1/N) Σ_j R(s_j, ξ)``, not ``R`` at the mean latent.
+        points
+            Coordinates ``(P, 2)`` in grid units; ``None`` decodes on the grid.
+
+        Returns
+        -------
+        Tensor
+            float64, ``(F, [N,] C, H, W)`` on the grid, ``(F, [N,] C, P)`` at ``points``.
+        """
+        t0 = time.perf_counter()
+        frames = range(self.kappa.shape[0]) if frames is None else frames
+        fields = decode_latents(self.surrogate, self.latent, frames, members, points)
+        self.timings["reconstruction_s"] += time.perf_counter() - t0
+        return fields
+
+
 @dataclass
-class LDEnSFResult:
+class LDEnSFResult(LatentTrajectory):
     """The ensemble of one assimilated stream.
 
     Attributes
@@ -198,46 +253,6 @@ class LDEnSFResult:
     latent_obs: Tensor
     timings: dict[str, float]
     surrogate: LatentSurrogate
-
-    @property
-    def latent(self) -> Tensor:
-        """``s`` ``(T, N, d_s)``."""
-        return self.kappa[..., : self.surrogate.latent_dim]
-
-    @property
-    def params(self) -> Tensor:
-        """Parameters in physical units ``(T, N, p)`` (float64)."""
-        u = self.kappa[..., self.surrogate.latent_dim :].double()
-        return self.surrogate.normaliser.denormalise_params(u)
-
-    def reconstruct(
-        self,
-        frames: Sequence[int] | Tensor | None = None,
-        members: bool = False,
-        points: Tensor | None = None,
-    ) -> Tensor:
-        """Fields in physical units decoded by ``R`` at ``frames`` (default: all).
-
-        Parameters
-        ----------
-        frames
-            Frame indices ``(F,)``.
-        members
-            Return every member; otherwise the ensemble mean **of the fields**
-            ``(1/N) Σ_j R(s_j, ξ)``, not ``R`` at the mean latent.
-        points
-            Coordinates ``(P, 2)`` in grid units; ``None`` decodes on the grid.
-
-        Returns
-        -------
-        Tensor
-            float64, ``(F, [N,] C, H, W)`` on the grid, ``(F, [N,] C, P)`` at ``points``.
-        """
-        t0 = time.perf_counter()
-        frames = range(self.kappa.shape[0]) if frames is None else frames
-        fields = decode_latents(self.surrogate, self.latent, frames, members, points)
-        self.timings["reconstruction_s"] += time.perf_counter() - t0
-        return fields
 
 
 def decode_latents(
@@ -380,9 +395,7 @@ class LDEnSF:
         return self._clip(torch.cat([s, u], dim=-1), d_s)
 
     def _clip(self, kappa: Tensor, d_s: int) -> Tensor:
-        if not self.clip_params:
-            return kappa
-        return torch.cat([kappa[:, :d_s], kappa[:, d_s:].clamp(-1.0, 1.0)], dim=-1)
+        return clip_params(kappa, d_s) if self.clip_params else kappa
 
     @staticmethod
     def _check(sur: LatentSurrogate, readings: Tensor, points: Tensor | None) -> None:

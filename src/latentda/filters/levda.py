@@ -43,9 +43,14 @@ import torch
 from torch import Tensor
 
 from latentda.errors import ConfigError, DataError, FilterDivergence
-from latentda.filters.ensemble import check_finite, inflate, mean_anomalies
+from latentda.filters.ensemble import check_finite, clip_params, inflate, mean_anomalies
 from latentda.filters.envar import WindowBlock, cycle_windows, gauss_newton_step, window_blocks
-from latentda.filters.ldensf import InitialLatent, LatentSurrogate, decode_latents, prior_kappa
+from latentda.filters.ldensf import (
+    InitialLatent,
+    LatentSurrogate,
+    LatentTrajectory,
+    prior_kappa,
+)
 from latentda.surrogates.ldnet import LDNet
 
 
@@ -222,7 +227,7 @@ class LEVDAWindow:
 
 
 @dataclass
-class LEVDAResult:
+class LEVDAResult(LatentTrajectory):
     """The ensemble of one assimilated stream.
 
     Attributes
@@ -249,31 +254,6 @@ class LEVDAResult:
     n_observed: int
     timings: dict[str, float]
     surrogate: LatentSurrogate
-
-    @property
-    def latent(self) -> Tensor:
-        """``s`` ``(T, N, d_s)``."""
-        return self.kappa[..., : self.surrogate.latent_dim]
-
-    @property
-    def params(self) -> Tensor:
-        """Parameters in physical units ``(T, N, p)`` (float64)."""
-        u = self.kappa[..., self.surrogate.latent_dim :].double()
-        return self.surrogate.normaliser.denormalise_params(u)
-
-    def reconstruct(
-        self,
-        frames: Sequence[int] | None = None,
-        members: bool = False,
-        points: Tensor | None = None,
-    ) -> Tensor:
-        """Fields decoded at ``frames`` (see :func:`~latentda.filters.ldensf.decode_latents`);
-        the time is booked as reconstruction."""
-        t0 = time.perf_counter()
-        frames = range(self.kappa.shape[0]) if frames is None else frames
-        fields = decode_latents(self.surrogate, self.latent, frames, members, points)
-        self.timings["reconstruction_s"] += time.perf_counter() - t0
-        return fields
 
 
 @dataclass(frozen=True)
@@ -473,7 +453,4 @@ class LEVDA:
         return LEVDAResult(torch.stack(cyc.frames), windows, len(obs), timings, surrogate)
 
     def _clip(self, kappa: Tensor, model: LDNet) -> Tensor:
-        if not self.clip_params:
-            return kappa
-        d_s = model.config.latent_dim
-        return torch.cat([kappa[:, :d_s], kappa[:, d_s:].clamp(-1.0, 1.0)], dim=-1)
+        return clip_params(kappa, model.config.latent_dim) if self.clip_params else kappa
