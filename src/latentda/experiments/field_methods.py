@@ -42,7 +42,7 @@ from latentda.data.splits import (
 from latentda.errors import ConfigError, DataError
 from latentda.experiments.field_twin import FieldMethod, MethodRun, TwinCase
 from latentda.filters.base import Filter
-from latentda.filters.ensemble import check_finite
+from latentda.filters.ensemble import check_finite, clip_params
 from latentda.filters.ensf import (
     EnSF,
     LinearSchedule,
@@ -379,7 +379,7 @@ class FullSpaceMethod(SolverMethod):
             self.model.to_filter(x, u), context.y[frame], context.observer, gen
         )
         if self.clip_params:
-            E[:, self.model.state_dim - self.model.n_params :].clamp_(-1.0, 1.0)
+            E = clip_params(E, self.model.state_dim - self.model.n_params)
         timings["filter_s"] += time.perf_counter() - t0
         return self.model.from_filter(E)
 

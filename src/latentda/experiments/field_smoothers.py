@@ -32,7 +32,7 @@ from torch import Tensor
 from latentda.errors import DataError
 from latentda.experiments.field_methods import SolverModel, sensor_context
 from latentda.experiments.field_twin import FieldMethod, MethodRun, TwinCase
-from latentda.filters.ensemble import check_finite
+from latentda.filters.ensemble import check_finite, clip_params
 from latentda.filters.envar import FourDEnVar, WindowBlock, cycle_windows
 from latentda.filters.ldensf import LatentSurrogate
 from latentda.filters.levda import LEVDA, LatentReadings
@@ -132,7 +132,7 @@ class FourDEnVarFieldMethod(FieldMethod):
             """Solver steps of whole frames from frame ``start`` to each target frame."""
             t0 = time.perf_counter()
             if self.clip_params:  # Gauss–Newton members may leave the prior's support
-                E = torch.cat([E[:, :d], E[:, d:].clamp(-1.0, 1.0)], dim=1)
+                E = clip_params(E, d)
             x, u = m.from_filter(E)
             k, out = round(start), []
             for target in targets:
@@ -151,7 +151,7 @@ class FourDEnVarFieldMethod(FieldMethod):
             res = self.smoother.analyse(E, lambda X: roll(X, start, new), ys, context.observer, gen)
             Ea = res.ensemble
             if self.clip_params:
-                Ea = torch.cat([Ea[:, :d], Ea[:, d:].clamp(-1.0, 1.0)], dim=1)
+                Ea = clip_params(Ea, d)
             timings["filter_s"] += time.perf_counter() - t0 - (timings["dynamics_s"] - dyn0)
             check_finite(Ea, round(start), "analysis", self.name)
             return Ea, res.iterations
