@@ -14,7 +14,7 @@ Gauss–Newton step is ``Hess = I + Σ_k Ĝ_kᵀĜ_k``, ``Δw = Hess⁻¹(Σ_k �
 posterior ensemble is the ensemble transform
 ``κ_a^(i) = κ̄ + X(w* + √(N−1) [Hess^{-1/2}]_i)``. :func:`gauss_newton_step` is that maths and
 nothing else, so any method that can supply ``δ_k`` and ``Ĝ_k`` reuses it: 4DEnVar estimates
-``Ĝ_k`` from the ensemble's own forecast perturbations (below); LEVDA will compute it by
+``Ĝ_k`` from the ensemble's own forecast perturbations (below); LEVDA computes it by
 autograd through the latent rollout and the reconstruction net, in the ``N`` directions of
 ``X``.
 """
@@ -183,9 +183,10 @@ class WindowBlock:
         return range(self.first, self.end + 1)
 
 
-def window_blocks(cycles: int, window: int, shift: int) -> list[WindowBlock]:
+def window_blocks(cycles: int, window: int, shift: int | None = None) -> list[WindowBlock]:
     """The cycles of a smoother with ``window`` observation times per window that slides by
-    ``shift`` times, as in DAPPER's iEnKS (single assimilation of each reading).
+    ``shift`` times (``None``: ``window``, disjoint windows), as in DAPPER's iEnKS (single
+    assimilation of each reading).
 
     Block ``j`` assimilates times ``jS+1 .. e_j = min((j+1)S, C)`` with the control at
     ``max(e_j − L, 0)``: the window ``(start, e_j]`` holds at most ``L`` times (fewer at the
@@ -194,6 +195,7 @@ def window_blocks(cycles: int, window: int, shift: int) -> list[WindowBlock]:
     not divide ``C`` the last, shorter block still starts ``L`` times before its end, inside
     the previous window, whose analysis has already been forecast there.
     """
+    shift = window if shift is None else shift
     if not 1 <= shift <= window:
         raise ConfigError(f"shift must lie in [1, window={window}], got {shift}")
     blocks = []
@@ -201,6 +203,26 @@ def window_blocks(cycles: int, window: int, shift: int) -> list[WindowBlock]:
         end = min(first + shift - 1, cycles)
         blocks.append(WindowBlock(start=max(end - window, 0), first=first, end=end))
     return blocks
+
+
+def check_window_knobs(
+    window: int, shift: int | None, iterations: int, tolerance: float, inflation: float
+) -> None:
+    """Refuse the knobs a window smoother (:class:`FourDEnVar`,
+    :class:`~latentda.filters.levda.LEVDA`) cannot run with, one :class:`ConfigError` each:
+    ``window = L ≥ 1``, ``shift = S`` ``None`` or in ``[1, L]``, ``iterations ≥ 1``, and
+    finite ``tolerance > 0`` and ``inflation > 0``.
+    """
+    if window < 1:
+        raise ConfigError(f"window must be >= 1, got {window}")
+    if shift is not None and not 1 <= shift <= window:
+        raise ConfigError(f"shift must lie in [1, window={window}], got {shift}")
+    if iterations < 1:
+        raise ConfigError(f"iterations must be >= 1, got {iterations}")
+    if not (math.isfinite(tolerance) and tolerance > 0):
+        raise ConfigError(f"tolerance must be finite and > 0, got {tolerance}")
+    if not (math.isfinite(inflation) and inflation > 0):
+        raise ConfigError(f"inflation must be finite and > 0, got {inflation}")
 
 
 @dataclass(frozen=True)
@@ -246,20 +268,11 @@ class FourDEnVar:
     rotate: bool = False
 
     def __post_init__(self) -> None:
-        if self.window < 1:
-            raise ConfigError(f"window must be >= 1, got {self.window}")
-        if self.shift is not None and not 1 <= self.shift <= self.window:
-            raise ConfigError(f"shift must lie in [1, window={self.window}], got {self.shift}")
-        if self.iterations < 1:
-            raise ConfigError(f"iterations must be >= 1, got {self.iterations}")
-        if not (math.isfinite(self.tolerance) and self.tolerance > 0):
-            raise ConfigError(f"tolerance must be finite and > 0, got {self.tolerance}")
-        if not (math.isfinite(self.inflation) and self.inflation > 0):
-            raise ConfigError(f"inflation must be finite and > 0, got {self.inflation}")
+        check_window_knobs(self.window, self.shift, self.iterations, self.tolerance, self.inflation)
 
     def blocks(self, cycles: int) -> list[WindowBlock]:
         """The cycles over observation times ``1..cycles`` (see :func:`window_blocks`)."""
-        return window_blocks(cycles, self.window, self.window if self.shift is None else self.shift)
+        return window_blocks(cycles, self.window, self.shift)
 
     def analyse(
         self,

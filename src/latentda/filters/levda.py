@@ -44,7 +44,13 @@ from torch import Tensor
 
 from latentda.errors import ConfigError, DataError, FilterDivergence
 from latentda.filters.ensemble import check_finite, clip_params, inflate, mean_anomalies
-from latentda.filters.envar import WindowBlock, cycle_windows, gauss_newton_step, window_blocks
+from latentda.filters.envar import (
+    WindowBlock,
+    check_window_knobs,
+    cycle_windows,
+    gauss_newton_step,
+    window_blocks,
+)
 from latentda.filters.ldensf import (
     InitialLatent,
     LatentSurrogate,
@@ -303,16 +309,7 @@ class LEVDA:
     def __post_init__(self) -> None:
         if self.ensemble_size < 2:
             raise ConfigError(f"ensemble_size must be >= 2, got {self.ensemble_size}")
-        if self.window < 1:
-            raise ConfigError(f"window must be >= 1, got {self.window}")
-        if self.shift is not None and not 1 <= self.shift <= self.window:
-            raise ConfigError(f"shift must lie in [1, window={self.window}], got {self.shift}")
-        if self.iterations < 1:
-            raise ConfigError(f"iterations must be >= 1, got {self.iterations}")
-        if not (math.isfinite(self.tolerance) and self.tolerance > 0):
-            raise ConfigError(f"tolerance must be finite and > 0, got {self.tolerance}")
-        if not (math.isfinite(self.inflation) and self.inflation > 0):
-            raise ConfigError(f"inflation must be finite and > 0, got {self.inflation}")
+        check_window_knobs(self.window, self.shift, self.iterations, self.tolerance, self.inflation)
         if self.max_halvings < 0:
             raise ConfigError(f"max_halvings must be >= 0, got {self.max_halvings}")
         if not 0.0 <= self.param_jitter < float("inf"):
@@ -320,7 +317,7 @@ class LEVDA:
 
     def blocks(self, cycles: int) -> list[WindowBlock]:
         """The windows over observation times ``1..cycles`` (see :func:`window_blocks`)."""
-        return window_blocks(cycles, self.window, self.window if self.shift is None else self.shift)
+        return window_blocks(cycles, self.window, self.shift)
 
     # ------------------------------------------------------------------ one window
     def analyse(
