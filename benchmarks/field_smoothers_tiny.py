@@ -15,6 +15,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import tempfile
 import time
 from pathlib import Path
@@ -22,45 +23,31 @@ from pathlib import Path
 import torch
 
 from _common import busy_cores, save
-from latentda.data import generate_dataset, open_dataset
+from latentda.data import open_dataset
 from latentda.experiments.field_methods import SolverModel, no_assimilation_method
 from latentda.experiments.field_smoothers import FourDEnVarFieldMethod, LEVDAMethod
 from latentda.experiments.field_twin import FieldMethod, LDEnSFMethod, make_case, run_method
 from latentda.filters.envar import FourDEnVar
 from latentda.filters.ldensf import LatentSurrogate
 from latentda.filters.levda import LEVDA
-from latentda.surrogates.train_encoder import encoder_config, train_encoder
-from latentda.surrogates.train_ldnet import train_config, train_ldnet
-from latentda.systems import field_system
 
+ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("rel_rmse", "crps", "coverage90", "param_rel_error")
 
 
 def build(work: Path) -> tuple[Path, LatentSurrogate]:
-    """The store and surrogate of ``tests/conftest.py`` (same configs and seeds)."""
+    """The store and surrogate of ``tests/conftest.py``: its recipe, ``tests/tiny.py``
+    (loaded by path: the tests are no package), with the store kept in ``work``."""
+    spec = importlib.util.spec_from_file_location("tiny", ROOT / "tests" / "tiny.py")
+    assert spec is not None and spec.loader is not None
+    tiny = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tiny)
     path = work / "kolmo16.zarr"
     if not path.exists():
-        generate_dataset(path, field_system("kolmogorov", "ci", n=16, n_frames=10), 12, seed=3)
+        tiny.make_kolmo_store(path)
     ds = open_dataset(path)
     ld, enc = work / "ldnet", work / "encoder"
-    model = {"latent_dim": 4, "recon_width": 32, "recon_blocks": 2, "fourier_features": 16}
-    stage1 = {"epochs": 300, "batch_size": 2, "points": 128, "frames": 5, "lr": 2e-2}
-    cfg = train_config(
-        {
-            "model": {**model, "dyn_width": 32},
-            "stage1": {**stage1, "eval_every": 50},
-            "stage2": {"epochs": 2, "batch_size": 3, "points": 128, "eval_every": 2},
-        }
-    )
-    train_ldnet(ds, ld, cfg, progress=False)
-    ecfg = encoder_config(
-        {
-            "model": {"mode": "fixed", "hidden": 32, "embed": 16},
-            "sensors": {"layout": {"name": "regular", "ny": 4, "nx": 4}, "noise_level": 0.1},
-            "stage": {"epochs": 100, "batch_size": 3, "eval_every": 10, "lr": 3e-3},
-        }
-    )
-    train_encoder(ds, ld, enc, ecfg, progress=False)
+    tiny.train_tiny_surrogate(ds, ld, enc)
     return path, LatentSurrogate.load(ld, enc, ds)
 
 
