@@ -34,7 +34,7 @@ from latentda.experiments.field_methods import SolverModel, sensor_context
 from latentda.experiments.field_twin import FieldMethod, MethodRun, TwinCase
 from latentda.filters.ensemble import check_finite, clip_params
 from latentda.filters.envar import FourDEnVar, WindowBlock, cycle_windows
-from latentda.filters.ldensf import LatentSurrogate
+from latentda.filters.ldensf import LatentSurrogate, check_readings
 from latentda.filters.levda import LEVDA, LatentReadings
 from latentda.observations.observer import present_mask
 
@@ -58,12 +58,7 @@ class LEVDAMethod(FieldMethod):
 
     def run(self, case: TwinCase, gen: torch.Generator) -> MethodRun:
         sur = self.surrogate
-        shape = (len(case.points), sur.ldnet.n_channels)
-        if case.readings.ndim != 3 or case.readings.shape[1:] != shape:
-            raise DataError(
-                f"readings have shape {tuple(case.readings.shape)}, expected (T, {shape[0]}, "
-                f"{shape[1]}): frames × sensors × channels"
-            )
+        check_readings(case.readings, len(case.points), sur.ldnet.n_channels)
         readings = [
             LatentReadings.from_physical(sur, t, case.points, case.readings[t], case.noise_std)
             for t in range(case.n_frames)

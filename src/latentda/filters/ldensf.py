@@ -255,6 +255,17 @@ class LDEnSFResult(LatentTrajectory):
     surrogate: LatentSurrogate
 
 
+def check_readings(readings: Tensor, n_sensors: int, n_channels: int, min_frames: int = 0) -> None:
+    """Refuse a reading stream that is not ``(T, S, C)`` = frames × ``n_sensors`` ×
+    ``n_channels`` with ``T ≥ min_frames``, with one :class:`DataError`."""
+    shape = (n_sensors, n_channels)
+    if readings.ndim != 3 or len(readings) < min_frames or readings.shape[1:] != shape:
+        raise DataError(
+            f"readings have shape {tuple(readings.shape)}, expected (T, {shape[0]}, "
+            f"{shape[1]}): frames × sensors × channels"
+        )
+
+
 def decode_latents(
     surrogate: LatentSurrogate,
     latent: Tensor,
@@ -399,12 +410,8 @@ class LDEnSF:
 
     @staticmethod
     def _check(sur: LatentSurrogate, readings: Tensor, points: Tensor | None) -> None:
-        shape = (len(sur.sensors if points is None else points), sur.ldnet.n_channels)
-        if readings.ndim != 3 or len(readings) < 1 or readings.shape[1:] != shape:
-            raise DataError(
-                f"readings have shape {tuple(readings.shape)}, expected (T, {shape[0]}, "
-                f"{shape[1]}): frames × sensors × channels"
-            )
+        n_sensors = len(sur.sensors if points is None else points)
+        check_readings(readings, n_sensors, sur.ldnet.n_channels, min_frames=1)
 
     @staticmethod
     def _warn_schedule(observed: Tensor, every: int) -> None:
