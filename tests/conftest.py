@@ -35,9 +35,23 @@ def kolmo_store(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
 
 
 @pytest.fixture(scope="session")
-def surrogate(kolmo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> LatentSurrogate:
-    """~12 s: a tiny LDNet + fixed-order encoder (4×4 regular sensors, 10 % noise) on
-    ``kolmo_store`` (:func:`tiny.train_tiny_surrogate`), shared by the LD-EnSF and
+def surrogate_dirs(
+    kolmo_store: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path]:
+    """~12 s: the directories ``(ldnet, encoder)`` of a tiny LDNet + fixed-order encoder
+    (4×4 regular sensors, 10 % noise) trained on ``kolmo_store``
+    (:func:`tiny.train_tiny_surrogate`)."""
+    from latentda.data import open_dataset
+
+    ds = open_dataset(kolmo_store)
+    ld, enc = tmp_path_factory.mktemp("ldnet"), tmp_path_factory.mktemp("encoder")
+    train_tiny_surrogate(ds, ld, enc)
+    return ld, enc
+
+
+@pytest.fixture(scope="session")
+def surrogate(kolmo_store: Path, surrogate_dirs: tuple[Path, Path]) -> LatentSurrogate:
+    """The tiny surrogate of ``surrogate_dirs`` loaded, shared by the LD-EnSF and
     field-twin tests.
 
     The LDNet resolves the Reynolds dependence (test rel. RMSE ≈ 0.09 with the true
@@ -46,7 +60,4 @@ def surrogate(kolmo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> La
     """
     from latentda.data import open_dataset
 
-    ds = open_dataset(kolmo_store)
-    ld, enc = tmp_path_factory.mktemp("ldnet"), tmp_path_factory.mktemp("encoder")
-    train_tiny_surrogate(ds, ld, enc)
-    return LatentSurrogate.load(ld, enc, ds)
+    return LatentSurrogate.load(*surrogate_dirs, open_dataset(kolmo_store))

@@ -18,9 +18,12 @@ import zarr
 from latentda.cli import main
 from latentda.data import open_dataset
 from latentda.errors import FilterDivergence
+from latentda.experiments import benchmark as benchmark_module
 from latentda.experiments import field_twin
-from latentda.experiments.benchmark import METHODS, Cache, attempt, benchmark_config, summarise
+from latentda.experiments.benchmark import Cache, benchmark_config
 from latentda.experiments.config import parse_overrides
+from latentda.experiments.field_config import METHODS
+from latentda.experiments.field_outcomes import attempt, summarise
 from latentda.experiments.field_twin import FieldMethod, MethodRun, TwinCase
 
 # 16² grid, 6 frames after a short spin-up, 12 trajectories (7/2/3 train/val/test), a small
@@ -183,6 +186,37 @@ def test_second_run_reuses_cache_and_tunes_on_validation_only(
         n_val = len(tuning["positions"])
         assert mine[:n_val] == [("val", p) for p in tuning["positions"]], name
         assert mine[n_val:] == [("test", p) for p in again["test"]["positions"]], name
+
+
+def test_an_interrupted_run_resumes_from_its_finished_methods(
+    first: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each finished (setting, method) is saved under OUT/progress: the same command again
+    recomputes nothing and reports the same numbers; a changed result-relevant key (here
+    the tuning budget) recomputes, and a method added to the list leaves the others."""
+    root = first["root"]
+    out = root / "out1"
+    assert {p.name for p in (out / "progress" / "paper").glob("*.json")} == {
+        f"{m}.json" for m in METHODS
+    }
+
+    def never(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a finished method was run again")
+
+    monkeypatch.setattr(benchmark_module, "attempt", never)
+    capsys.readouterr()
+    benchmark(out, root / "cache")
+    assert capsys.readouterr().err.count(": reused ") >= 2 * len(METHODS)
+    again = json.loads((out / "results.json").read_text())
+    for name, setting in again["settings"].items():
+        for m, scores in setting["methods"].items():
+            before = first["results"]["settings"][name]["methods"][m]
+            for key in ("rel_rmse", "crps", "coverage90", "param_rel_error", "knobs"):
+                assert scores[key] == before[key], (name, m, key)
+            assert scores["timings"] == before["timings"]
+    # Another tuning budget is another key: the first method to run anew hits `never`.
+    with pytest.raises(AssertionError, match="run again"):
+        benchmark(out, root / "cache", "--set", "tuning_budget=1")
 
 
 def test_bad_input_exits_2_with_one_line(

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from latentda.errors import ConfigError, LatentDAError
+from latentda.errors import ConfigError, FilterDivergence, LatentDAError
 
 app = typer.Typer(
     add_completion=False,
@@ -35,10 +35,28 @@ def run(
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Run a twin experiment; writes OUT/metrics.json and OUT/analysis.nc."""
-    from latentda.experiments import load_yaml, run_twin, twin_config
+    """Run a twin experiment (a simulated system, or stored trajectories of a field system
+    when the file names a dataset with `data:`); writes OUT/metrics.json and
+    OUT/analysis.nc."""
+    from latentda.experiments import TwinConfig, load_yaml, run_twin
+    from latentda.experiments.run import experiment_config
 
-    config = twin_config(load_yaml(experiment), override or [])
+    config = experiment_config(load_yaml(experiment), override or [])
+    if not isinstance(config, TwinConfig):
+        from latentda.experiments.field_run import run_field
+
+        summary = run_field(config, out=out, progress=progress)
+        if "rel_rmse" not in summary:
+            raise FilterDivergence(f"every run diverged: {summary['errors'][0]}")
+        means = {k: summary[k]["time_mean"]["mean"] for k in ("rel_rmse", "crps", "coverage90")}
+        typer.echo(
+            f"{summary['method']}: rel_rmse={means['rel_rmse']:.4f} crps={means['crps']:.4f} "
+            f"coverage90={means['coverage90']:.3f} param_rel_error(final)="
+            f"{summary['param_rel_error']['final']['mean']:.4f} over "
+            f"{summary['n_finished']}/{summary['n_runs']} runs, wall_s={summary['wall_s']:.1f}"
+            f" -> {out / 'metrics.json'}"
+        )
+        return
     summary, _ = run_twin(config, out=out, progress=progress)
     typer.echo(
         f"rmse_a={summary['rmse_a']:.4f} rmse_f={summary['rmse_f']:.4f} "
@@ -81,6 +99,7 @@ def _benchmark(
     seeds: str | None,
     override: list[str],
     progress: bool,
+    surrogates_only: bool = False,
 ) -> None:
     from latentda.experiments.benchmark import benchmark_config, run_benchmark
     from latentda.experiments.config import merge, parse_overrides
@@ -97,8 +116,18 @@ def _benchmark(
             ) from None
     config = benchmark_config(system, size, options)
     results = run_benchmark(
-        config, out, cache, progress=progress, log=lambda line: typer.echo(line, err=True)
+        config,
+        out,
+        cache,
+        progress=progress,
+        log=lambda line: typer.echo(line, err=True),
+        surrogates_only=surrogates_only,
     )
+    if surrogates_only:
+        for setting, kinds in results.items():
+            for kind, directory in kinds.items():
+                typer.echo(f"{setting} {kind}: {directory}")
+        return
     typer.echo((out / "tables.md").read_text())
     typer.echo(f"results: {out / 'results.json'}")
     typer.echo("figures: " + ", ".join(results["figures"]))
@@ -126,11 +155,17 @@ def benchmark(
         typer.Option("--set", help="Override a setting, e.g. --set ldnet.stage1.epochs=50."),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    surrogates_only: Annotated[
+        bool,
+        typer.Option(help="Stop once the data and the methods' surrogates are in the cache."),
+    ] = False,
 ) -> None:
     """Every field method on the same test trajectories: generates or reuses the data,
     trains or reuses the surrogates, tunes knobs on validation trajectories; writes
     OUT/results.json, OUT/tables.md and figures."""
-    _benchmark(system, size, out, cache, trajectories, seeds, override or [], progress)
+    _benchmark(
+        system, size, out, cache, trajectories, seeds, override or [], progress, surrogates_only
+    )
 
 
 @app.command()

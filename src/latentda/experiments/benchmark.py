@@ -18,67 +18,50 @@ The pipeline of one run:
    (:func:`~.field_twin.make_case`, one case per trajectory and seed shared by all methods);
 4. ``OUT/results.json``, ``OUT/tables.md`` and figures.
 
-Methods are strategies in :data:`METHODS` (:class:`MethodSpec`: a builder from a
-:class:`MethodContext` and knobs, the knob grid and the artefacts it needs); adding one is
+Methods are the configs of :data:`~.field_config.METHODS`
+(:class:`~.field_config.FieldMethodConfig`: knobs, knob grid, the artefacts it needs and a
+builder from a :class:`~.field_config.MethodContext`); adding one is
 one entry there.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import itertools
 import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 import xarray as xr
-from torch import Tensor
 from tqdm.auto import tqdm
 
 from latentda.data import generate_dataset, open_dataset
-from latentda.data.normalise import Normaliser
 from latentda.data.splits import (
     fingerprint,
-    grid_coords,
     load_split,
     normaliser_for,
     split_indices,
 )
-from latentda.errors import ConfigError, FilterDivergence
+from latentda.errors import ConfigError
+from latentda.experiments.bench_progress import Progress, progress_key
 from latentda.experiments.config import merge
-from latentda.experiments.field_methods import (
-    SolverModel,
-    ensf_method,
-    latent_ensf_method,
-    letkf_method,
-    no_assimilation_method,
+from latentda.experiments.field_config import (
+    METHODS,
+    FieldMethodConfig,
+    MethodContext,
+    Setting,
+    SettingConfig,
 )
-from latentda.experiments.field_smoothers import FourDEnVarFieldMethod, LEVDAMethod
-from latentda.experiments.field_twin import (
-    FieldMethod,
-    FieldTwinResult,
-    LDEnSFMethod,
-    MethodRun,
-    TwinCase,
-    make_case,
-    run_method,
-)
+from latentda.experiments.field_outcomes import Outcome, attempt, summarise
+from latentda.experiments.field_twin import TwinCase
 from latentda.experiments.twin import stream
-from latentda.filters.envar import FourDEnVar
-from latentda.filters.ldensf import LatentSurrogate, LDEnSF, ldensf_ensf
-from latentda.filters.levda import LEVDA
 from latentda.io import atomic_write, prepare_output, write_json
-from latentda.observations.sensors import RandomLayout, RegularLayout, SensorConfig
 from latentda.schema import parse, positive, to_dict
-from latentda.surrogates.sensing import Geometry
 from latentda.surrogates.train_encoder import encoder_config, train_encoder
 from latentda.surrogates.train_ldnet import train_config, train_ldnet
 from latentda.surrogates.train_vae import train_vae, vae_config
@@ -88,43 +71,6 @@ from latentda.systems.registry import FIELD_SYSTEMS, SIZES, field_system, system
 Log = Callable[[str], None]
 
 # --------------------------------------------------------------------------- configuration
-
-
-@dataclass
-class SettingConfig:
-    """One observation setting: where the sensors are, their noise and schedule.
-
-    ``layout: regular`` is an evenly spread ``ny × nx`` sub-grid; ``layout: random`` draws
-    ``max(min_sensors, round(fraction · H · W))`` points uniformly (seeded by the encoder's
-    seed). ``noise_level`` is the noise std as a fraction of each channel's std (DESIGN 4);
-    frame ``t`` is observed iff ``t % every == 0``; ``missing`` is the probability that a
-    sensor's reading at a frame is lost (NaN: failed sensors at test time; the encoder
-    learns to expect them with ``encoder.drop_rate``). An encoder is trained per setting.
-    """
-
-    layout: Literal["regular", "random"] = "regular"
-    ny: int = 10
-    nx: int = 10
-    fraction: float = 0.001
-    min_sensors: int = 4
-    noise_level: float = 0.1
-    every: int = 1
-    missing: float = 0.0
-
-    def validate(self, where: str) -> None:
-        positive(where, ny=self.ny, nx=self.nx, fraction=self.fraction, every=self.every)
-        positive(where, min_sensors=self.min_sensors, noise_level=self.noise_level)
-        if not 0.0 <= self.missing < 1.0:
-            raise ConfigError(f"{where}.missing must lie in [0, 1), got {self.missing}")
-
-    def sensors(self, grid_shape: tuple[int, int]) -> SensorConfig:
-        """The encoder trainer's sensor settings on a grid of ``grid_shape`` points."""
-        if self.layout == "regular":
-            layout: RegularLayout | RandomLayout = RegularLayout(ny=self.ny, nx=self.nx)
-        else:
-            count = max(self.min_sensors, round(self.fraction * grid_shape[0] * grid_shape[1]))
-            layout = RandomLayout(count=count)
-        return SensorConfig(layout=layout, noise_level=self.noise_level, every=self.every)
 
 
 @dataclass
@@ -246,7 +192,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "threads": 1,
         **_SMALL_SURROGATES,
     },
-    "bench": {"size": "bench", "trajectories": 60},
+    # 200 trajectories: the stores the surrogate benchmarks (BENCHMARKS.md) were trained on,
+    # 120 of them for training (60 left the bench LDNet short of data).
+    "bench": {"size": "bench", "trajectories": 200},
     "paper": {"size": "paper", "trajectories": 100},
     "demo": {
         "size": "ci",
@@ -396,229 +344,7 @@ class Cache:
 # --------------------------------------------------------------------------- methods
 
 
-@dataclass
-class MethodContext:
-    """What a method builder may use for one observation setting.
-
-    Attributes
-    ----------
-    ds
-        The store (grid, system config, prior; never read test truths from it).
-    setting
-        Name of the observation setting (``paper``, ``sparse``).
-    sensors
-        Its sensor settings (layout, noise level, ``every``).
-    ensemble_size
-        ``N``.
-    normaliser
-        Field and parameter normalisation of the training split (what the surrogates were
-        trained with and the readings' noise is scaled by).
-    artefacts
-        Trained surrogate directories by kind: ``ldnet``, and this setting's ``encoder`` and
-        ``vae`` (only the kinds the run's methods need).
-    """
-
-    ds: xr.Dataset
-    setting: str
-    sensors: SensorConfig
-    ensemble_size: int
-    normaliser: Normaliser
-    artefacts: dict[str, Path]
-
-    @cached_property
-    def surrogate(self) -> LatentSurrogate:
-        """The LDNet and this setting's encoder, loaded once."""
-        return LatentSurrogate.load(self.artefacts["ldnet"], self.artefacts["encoder"], self.ds)
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """A registered method: ``build(context, **knobs)`` -> :class:`FieldMethod`.
-
-    Attributes
-    ----------
-    label
-        Name in tables and figures.
-    build
-        Builder from a :class:`MethodContext` and one value per knob of ``grid``.
-    grid
-        Candidate values of each knob; the validation search tries their product (the
-        first combination is the default when tuning is off).
-    needs
-        Artefact kinds the builder reads from ``context.artefacts``.
-    """
-
-    label: str
-    build: Callable[..., FieldMethod]
-    grid: dict[str, list[Any]] = field(default_factory=dict)
-    needs: tuple[str, ...] = ()
-
-    def candidates(self) -> list[dict[str, Any]]:
-        """Every knob combination of the grid, in order (``[{}]`` without knobs)."""
-        keys = list(self.grid)
-        return [
-            dict(zip(keys, values, strict=True))
-            for values in itertools.product(*(self.grid[k] for k in keys))
-        ]
-
-
-def _ldensf(ctx: MethodContext, scale: float, param_jitter: float) -> FieldMethod:
-    filt = LDEnSF(
-        ensemble_size=ctx.ensemble_size,
-        ensf=ldensf_ensf(scaling=scale),
-        param_jitter=param_jitter,
-    )
-    return LDEnSFMethod(ctx.surrogate, filt)
-
-
-def _no_assimilation(ctx: MethodContext) -> FieldMethod:
-    return LDEnSFMethod(ctx.surrogate, LDEnSF(ensemble_size=ctx.ensemble_size), assimilate=False)
-
-
-def _letkf(ctx: MethodContext, inflation: float, radius: float) -> FieldMethod:
-    return letkf_method(
-        ctx.ds, ctx.ensemble_size, radius=radius, inflation=inflation, normaliser=ctx.normaliser
-    )
-
-
-def _ensf(ctx: MethodContext, scale: float, eps_alpha: float, mixture: bool) -> FieldMethod:
-    return ensf_method(
-        ctx.ds,
-        ctx.ensemble_size,
-        scale=scale,
-        eps_alpha=eps_alpha,
-        mixture=mixture,
-        normaliser=ctx.normaliser,
-    )
-
-
-def _latent_ensf(ctx: MethodContext, scale: float, noise_scale: float) -> FieldMethod:
-    return latent_ensf_method(
-        ctx.ds, ctx.artefacts["vae"], ctx.ensemble_size, scale=scale, noise_scale=noise_scale
-    )
-
-
-def _full_no_assimilation(ctx: MethodContext) -> FieldMethod:
-    return no_assimilation_method(ctx.ds, ctx.ensemble_size, ctx.normaliser)
-
-
-def _levda(ctx: MethodContext, window: int, inflation: float) -> FieldMethod:
-    smoother = LEVDA(ensemble_size=ctx.ensemble_size, window=window, inflation=inflation)
-    return LEVDAMethod(ctx.surrogate, smoother)
-
-
-def _fourdenvar(ctx: MethodContext, window: int, inflation: float) -> FieldMethod:
-    return FourDEnVarFieldMethod(
-        SolverModel.from_dataset(ctx.ds, ctx.normaliser),
-        FourDEnVar(window=window, inflation=inflation),
-        ctx.ensemble_size,
-    )
-
-
-#: Every method of the benchmark by result key; each tuned method has 8 knob combinations
-#: (the default ``tuning_budget``), the usual settings first.
-#: LD-EnSF: the EnSF scale ``c`` in units of the latent noise (stable below ``√K = 10``, see
-#: :func:`ldensf_ensf`) and the parameter random walk ``σ_u``. LETKF: inflation and the
-#: localisation radius in grid spacings. Full-space EnSF: scale (resolves the likelihood for
-#: ``c ≲ √K σ̃ = 1`` at 10 % noise), ``ε_α`` and the prior score. Latent-EnSF: scale and the
-#: factor on ``E_y``'s noise std. LEVDA and full-state 4DEnVar: the window (observation
-#: times per window, disjoint windows) and the inflation of the window-start analysis. The
-#: references have no knobs.
-METHODS: dict[str, MethodSpec] = {
-    "ldensf": MethodSpec(
-        "LD-EnSF",
-        _ldensf,
-        {"scale": [7.0, 3.0, 5.0, 9.0], "param_jitter": [0.0, 0.01]},
-        ("ldnet", "encoder"),
-    ),
-    "no_assimilation": MethodSpec(
-        "No assimilation (LDNet, prior ensemble)", _no_assimilation, {}, ("ldnet", "encoder")
-    ),
-    "letkf": MethodSpec(
-        "LETKF", _letkf, {"inflation": [1.05, 1.0, 1.1, 1.2], "radius": [4.0, 2.0]}
-    ),
-    "ensf": MethodSpec(
-        "EnSF (full space)",
-        _ensf,
-        {"scale": [1.0, 0.5], "eps_alpha": [0.05, 0.5], "mixture": [False, True]},
-    ),
-    "latent_ensf": MethodSpec(
-        "Latent-EnSF",
-        _latent_ensf,
-        {"scale": [7.0, 3.0], "noise_scale": [1.0, 0.5, 2.0, 4.0]},
-        ("vae",),
-    ),
-    "full_no_assimilation": MethodSpec(
-        "No assimilation (full-order model, prior ensemble)", _full_no_assimilation
-    ),
-    "levda": MethodSpec(
-        "LEVDA",
-        _levda,
-        {"window": [4, 2, 8, 1], "inflation": [1.0, 1.1]},
-        ("ldnet", "encoder"),
-    ),
-    "4denvar": MethodSpec(
-        "4DEnVar (full state)", _fourdenvar, {"window": [4, 2, 8, 1], "inflation": [1.0, 1.1]}
-    ),
-}
-
-
 # --------------------------------------------------------------------------- running
-
-
-@dataclass
-class Trace:
-    """What the figures need of one run: the ensemble mean at the final frame ``(C, H, W)``
-    and the parameter ensemble ``(T, N, p)``, both physical units."""
-
-    final_mean: Tensor
-    params: Tensor
-
-
-class Traced(FieldMethod):
-    """A method whose run also keeps a :class:`Trace` (the final-frame mean is taken while
-    :func:`run_method` decodes that frame for scoring, so nothing is decoded twice)."""
-
-    def __init__(self, inner: FieldMethod) -> None:
-        self.inner = inner
-        self.trace: Trace | None = None
-
-    @property
-    def name(self) -> str:  # type: ignore[override]
-        return self.inner.name
-
-    def run(self, case: TwinCase, gen: torch.Generator) -> MethodRun:
-        run = self.inner.run(case, gen)
-        last = case.n_frames - 1
-
-        def members(t: int) -> Tensor:
-            m = run.members(t)
-            if t == last:
-                self.trace = Trace(m.double().mean(0), run.params.double())
-            return m
-
-        return dataclasses.replace(run, members=members)
-
-
-@dataclass
-class Outcome:
-    """One method on one case: its result, or why it stopped (a diverged filter)."""
-
-    result: FieldTwinResult | None
-    trace: Trace | None
-    error: str | None = None
-
-
-def attempt(method: FieldMethod, case: TwinCase) -> Outcome:
-    """:func:`run_method`, with a diverging ensemble recorded instead of ending the run."""
-    traced = Traced(method)
-    try:
-        result = run_method(traced, case)
-    except FilterDivergence as exc:
-        return Outcome(None, None, str(exc))
-    if not all(bool(torch.isfinite(v).all()) for v in result.scores.values()):
-        return Outcome(None, None, "non-finite scores")
-    return Outcome(result, traced.trace)
 
 
 @dataclass(frozen=True)
@@ -646,44 +372,10 @@ class Trajectories:
         return {"split": self.split, "positions": self.positions, "store_index": self.store_index}
 
 
-class Setting:
-    """One observation setting of a run: its sensors, normaliser and the cases it observes."""
-
-    def __init__(
-        self, name: str, cfg: SettingConfig, ds: xr.Dataset, normaliser: Normaliser, seed: int
-    ) -> None:
-        self.name, self.cfg, self.ds, self.normaliser = name, cfg, ds, normaliser
-        shape = (ds.sizes[ds["fields"].dims[-2]], ds.sizes[ds["fields"].dims[-1]])
-        self.sensors = cfg.sensors(shape)
-        # The encoder trainer places its sensors with its own seed: the same points here.
-        self.points = Geometry(ds, self.sensors, seed).points
-
-    def case(self, split: str, position: int, seed: int) -> TwinCase:
-        """Trajectory ``position`` of ``split`` observed with the readings of ``seed``."""
-        return make_case(
-            self.ds,
-            position,
-            self.points,
-            self.normaliser,
-            self.cfg.noise_level,
-            self.cfg.every,
-            self.cfg.missing,
-            seed,
-            split,
-        )
-
-    def describe(self) -> dict[str, Any]:
-        n_points = int(grid_coords(self.ds).shape[0])
-        return {
-            **to_dict(self.cfg),
-            "sensors": int(self.points.shape[0]),
-            "sensor_fraction": float(self.points.shape[0]) / n_points,
-        }
-
-
 def tune(
-    specs: dict[str, MethodSpec],
+    specs: dict[str, type[FieldMethodConfig]],
     context: MethodContext,
+    ensemble_size: int,
     cases: list[TwinCase],
     budget: int,
     progress: bool,
@@ -697,7 +389,7 @@ def tune(
         grid = spec.candidates()[:budget]
         trials = []
         for knobs in tqdm(grid, disable=not progress, desc=f"tune {name}", leave=False):
-            method = spec.build(context, **knobs)
+            method = spec.with_knobs(ensemble_size, **knobs).build(context)
             scores, errors = [], []
             for case in cases:
                 o = attempt(method, case)
@@ -737,57 +429,6 @@ def full_order_dynamics(ds: xr.Dataset, members: int, seed: int) -> dict[str, An
     return {"dynamics_s": seconds, "members": members, "state_dim": int(x[0].numel())}
 
 
-def summarise(outcomes: dict[tuple[int, int], Outcome], full_order_s: float) -> dict[str, Any]:
-    """Scores of one method over ``outcomes[(position, seed)]``: each trajectory's time-mean
-    and final-frame scores averaged over its seeds, then mean and std (``ddof = 1``; 0 for
-    one trajectory) over trajectories; timings are means per run."""
-    done = {k: o.result for k, o in outcomes.items() if o.result is not None}
-    errors = sorted({o.error for o in outcomes.values() if o.error})
-    summary: dict[str, Any] = {
-        "n_runs": len(outcomes),
-        "n_finished": len(done),
-        "errors": errors,
-    }
-    if not done:
-        return summary
-    positions = sorted({p for p, _ in done})
-    results = list(done.values())
-
-    def stat(pick: Callable[[FieldTwinResult], dict[str, float]], key: str) -> dict[str, float]:
-        per_traj = [
-            float(np.mean([pick(r)[key] for (p, _), r in done.items() if p == pos]))
-            for pos in positions
-        ]
-        std = float(np.std(per_traj, ddof=1)) if len(per_traj) > 1 else 0.0
-        return {"mean": float(np.mean(per_traj)), "std": std}
-
-    for key in ("rel_rmse", "rmse", "spread", "crps", "coverage90", "param_rel_error"):
-        summary[key] = {
-            "time_mean": stat(FieldTwinResult.time_means, key),
-            "final": stat(FieldTwinResult.final, key),
-        }
-    timings = {k: float(np.mean([r.timings[k] for r in results])) for k in results[0].timings}
-    frames = torch.stack([r.scores["rel_rmse"] for r in results])  # (runs, T)
-    summary.update(
-        {
-            "n_trajectories": len(positions),
-            "timings": timings,
-            "latent_dim": results[0].latent_dim,
-            "dynamics_speedup": full_order_s / timings["dynamics_s"]
-            if timings.get("dynamics_s", 0.0) > 0
-            else None,
-            "n_observed_frames": results[0].n_observed,
-            "rel_rmse_per_frame": {
-                "mean": frames.mean(0).tolist(),
-                "std": (
-                    frames.std(0) if len(results) > 1 else torch.zeros_like(frames[0])
-                ).tolist(),
-            },
-        }
-    )
-    return summary
-
-
 @dataclass
 class SettingRun:
     """Everything one setting produced: per-method outcomes by ``(position, seed)``."""
@@ -800,28 +441,42 @@ class SettingRun:
 
 def run_setting(
     setting: Setting,
-    specs: dict[str, MethodSpec],
+    specs: dict[str, type[FieldMethodConfig]],
     context: MethodContext,
     config: BenchmarkConfig,
     val: Trajectories,
     test: Trajectories,
     progress: bool,
+    saved: Progress,
+    log: Log = print,
 ) -> SettingRun:
-    """Tune every method on ``val`` (first seed), then run them all on ``test`` × seeds,
-    each case built once and shared by all methods (same readings)."""
+    """Per method: tune on ``val`` (first seed), then run on ``test`` × seeds; every case
+    is built once and shared by all methods (same readings). Each finished method is saved
+    in ``saved`` and, on a later run with the same key, loaded instead of recomputed."""
     val_cases = [setting.case("val", p, config.seeds[0]) for p in val.positions]
-    tuning = tune(specs, context, val_cases, config.tuning_budget, progress)
-    methods = {n: s.build(context, **tuning[n]["chosen"]) for n, s in specs.items()}
-    outcomes: dict[str, dict[tuple[int, int], Outcome]] = {n: {} for n in specs}
-    first_case = None
     pairs = [(p, s) for p in test.positions for s in config.seeds]
-    for position, seed in tqdm(pairs, disable=not progress, desc=f"test {setting.name}"):
-        case = setting.case("test", position, seed)
-        first_case = first_case or case
-        for name, method in methods.items():
-            outcomes[name][(position, seed)] = attempt(method, case)
-    assert first_case is not None  # Trajectories holds at least one position
-    return SettingRun(setting, tuning, outcomes, first_case)
+    cases = {(p, s): setting.case("test", p, s) for p, s in pairs}
+    n = config.ensemble_size
+    tuning: dict[str, dict[str, Any]] = {}
+    outcomes: dict[str, dict[tuple[int, int], Outcome]] = {}
+    plain = to_dict(config)
+    for name, spec in specs.items():
+        key = progress_key(plain, setting.name, name, context.artefacts)
+        done = saved.load(key)
+        if done is not None:
+            log(f"setting {setting.name}, {name}: reused {saved.root / setting.name / name}")
+            tuning[name], outcomes[name] = done
+            continue
+        tuning[name] = tune({name: spec}, context, n, val_cases, config.tuning_budget, progress)[
+            name
+        ]
+        method = spec.with_knobs(n, **tuning[name]["chosen"]).build(context)
+        outcomes[name] = {
+            pair: attempt(method, cases[pair])
+            for pair in tqdm(pairs, disable=not progress, desc=f"test {setting.name} {name}")
+        }
+        saved.save(key, tuning[name], outcomes[name])
+    return SettingRun(setting, tuning, outcomes, cases[pairs[0]])
 
 
 def run_benchmark(
@@ -830,20 +485,31 @@ def run_benchmark(
     cache: str | Path | None = None,
     progress: bool = True,
     log: Log = print,
+    surrogates_only: bool = False,
 ) -> dict[str, Any]:
     """Run the whole benchmark of ``config``; writes ``out/results.json``, ``out/tables.md``
-    and figures ``out/*.png``, and returns the results. ``cache`` defaults to ``out/cache``."""
+    and figures ``out/*.png``, and returns the results. ``cache`` defaults to ``out/cache``.
+
+    With ``surrogates_only`` the run stops once the data and every surrogate the methods
+    need are in the cache (e.g. to train them on one machine and benchmark on another) and
+    returns the artefacts' directories, ``{setting: {kind: path}}``; nothing else is
+    written."""
     threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
-        return _run_benchmark(config, Path(out), cache, progress, log)
+        return _run_benchmark(config, Path(out), cache, progress, log, surrogates_only)
     finally:
         torch.set_num_threads(threads)
 
 
 def _run_benchmark(
-    config: BenchmarkConfig, out: Path, cache: str | Path | None, progress: bool, log: Log
+    config: BenchmarkConfig,
+    out: Path,
+    cache: str | Path | None,
+    progress: bool,
+    log: Log,
+    surrogates_only: bool,
 ) -> dict[str, Any]:
     t_start = time.perf_counter()
     prepare_output(out)
@@ -862,17 +528,20 @@ def _run_benchmark(
         for n in config.settings
     }
     artefacts = _artefacts(store, ds, config, settings, needs)
+    if surrogates_only:
+        return {n: {k: str(a.directory) for k, a in own.items()} for n, own in artefacts.items()}
     full = full_order_dynamics(ds, config.ensemble_size, config.seeds[0])
     log(
         f"full-order model: {full['dynamics_s']:.3g} s for one trajectory of N = "
         f"{config.ensemble_size} forecasts"
     )
 
+    saved = Progress(out / "progress")
     runs = {}
     for name, setting in settings.items():
         dirs = {kind: a.directory for kind, a in artefacts[name].items()}
-        context = MethodContext(ds, name, setting.sensors, config.ensemble_size, normaliser, dirs)
-        runs[name] = run_setting(setting, specs, context, config, val, test, progress)
+        context = MethodContext(ds, normaliser, dirs)
+        runs[name] = run_setting(setting, specs, context, config, val, test, progress, saved, log)
         log(f"setting {name}: done")
 
     results = {
@@ -950,7 +619,7 @@ def _artefacts(
     return out
 
 
-def _figures(run: SettingRun, specs: dict[str, MethodSpec], out: Path) -> list[Path]:
+def _figures(run: SettingRun, specs: dict[str, type[FieldMethodConfig]], out: Path) -> list[Path]:
     """The setting's figures from its first test case (fields, parameters) and all cases
     (error curves)."""
     from latentda.experiments.plots import plot_error_curves, plot_final_fields, plot_params

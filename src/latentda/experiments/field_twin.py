@@ -344,12 +344,8 @@ class LDEnSFMethod(FieldMethod):
         readings = case.readings
         if not self.assimilate:
             readings = torch.full_like(readings, float("nan"))
-        same = case.points.shape == self.surrogate.sensors.shape and torch.allclose(
-            case.points, self.surrogate.sensors.double()
-        )
-        result = self.filter.assimilate(
-            self.surrogate, readings, gen, None if same else case.points
-        )
+        # LDEnSF refuses other points than a fixed-order encoder's own.
+        result = self.filter.assimilate(self.surrogate, readings, gen, case.points)
         return MethodRun(
             members=lambda t: result.reconstruct([t], members=True)[0],
             params=result.params,

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from latentda.experiments.config import TwinConfig
+from latentda.experiments.config import TwinConfig, merge, parse_overrides, twin_config
 from latentda.experiments.results import analysis_dataset, metrics_summary, write_run
 from latentda.experiments.twin import TwinData, TwinResult
 from latentda.io import prepare_output
@@ -54,3 +54,16 @@ def run_twin(
         ds = analysis_dataset(result, experiment.system.dt, attrs)
         write_run(out_dir, result, summary, ds)
     return summary, result
+
+
+def experiment_config(data: dict[str, Any], overrides: list[str] | None = None) -> Any:
+    """Validate a ``latentda run`` mapping (plus ``KEY=VALUE`` overrides): a field twin
+    experiment on stored trajectories (:class:`~.field_run.FieldRunConfig`) when it names
+    a store with ``data``, else a twin experiment on a simulated system
+    (:class:`~.config.TwinConfig`)."""
+    merged = merge(data, parse_overrides(overrides or []))
+    if "data" in merged:
+        from latentda.experiments.field_run import field_run_config  # torch-heavy imports
+
+        return field_run_config(merged)
+    return twin_config(merged)

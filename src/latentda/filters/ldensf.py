@@ -36,6 +36,7 @@ from latentda.errors import ConfigError, DataError
 from latentda.filters.ensemble import check_finite, clip_params
 from latentda.filters.ensf import EnSF, LinearSchedule, whitened_analysis
 from latentda.observations.observer import present_mask
+from latentda.surrogates.encoder import FixedOrderEncoder
 from latentda.surrogates.ldnet import LDNet
 from latentda.surrogates.train_encoder import load_encoder
 from latentda.surrogates.train_ldnet import load_ldnet
@@ -51,7 +52,8 @@ class LatentSurrogate:
         The latent dynamics ``F`` and reconstruction ``R``.
     encoder
         Causal encoder: normalised readings ``(B, T, S, C)`` -> ``(B, T, d_s + p)``, with the
-        latent-observation noise estimate in its ``noise_std`` buffer ``(d_s + p,)``.
+        latent-observation noise estimate in its ``noise_std`` buffer ``(d_s + p,)``;
+        ``None`` for methods that read the sensors through ``R`` (LEVDA).
     normaliser
         Field z-scores and parameter bounds the networks were trained with.
     axes
@@ -59,13 +61,14 @@ class LatentSurrogate:
     grid
         Grid nodes ``(H·W, 2)`` in ``[-1, 1]²``, row-major (:func:`grid_coords`).
     sensors
-        Sensor coordinates ``(S, 2)`` in grid units that the encoder was trained on.
+        Sensor coordinates ``(S, 2)`` in grid units that the encoder was trained on
+        (``(0, 2)`` without an encoder).
     every
         Frame spacing of the observations the encoder was trained on.
     """
 
     ldnet: LDNet
-    encoder: nn.Module
+    encoder: nn.Module | None
     normaliser: Normaliser
     axes: list[Tensor]
     grid: Tensor
@@ -74,13 +77,17 @@ class LatentSurrogate:
 
     @classmethod
     def load(
-        cls, ldnet_dir: str | Path, encoder_dir: str | Path, ds: xr.Dataset
+        cls, ldnet_dir: str | Path, encoder_dir: str | Path | None, ds: xr.Dataset
     ) -> LatentSurrogate:
-        """Checkpoints written by ``latentda train``; refuses an LDNet trained on another
-        system or grid than ``ds``, and an encoder trained for another LDNet."""
+        """Checkpoints written by ``latentda train`` (``encoder_dir=None``: the LDNet
+        alone); refuses an LDNet trained on another system or grid than ``ds``, and an
+        encoder trained for another LDNet."""
         run = load_ldnet(ldnet_dir, ds)
-        encoder, meta = load_encoder(encoder_dir, ldnet_dir)
-        points = torch.tensor(meta["points"], dtype=torch.float64)
+        encoder, points, every = None, torch.zeros(0, 2, dtype=torch.float64), 1
+        if encoder_dir is not None:
+            encoder, meta = load_encoder(encoder_dir, ldnet_dir)
+            points = torch.tensor(meta["points"], dtype=torch.float64)
+            every = int(meta["sensors"]["every"])
         return cls(
             run.model,
             encoder,
@@ -88,8 +95,14 @@ class LatentSurrogate:
             dataset_axes(ds),
             grid_coords(ds),
             points,
-            int(meta["sensors"]["every"]),
+            every,
         )
+
+    def require_encoder(self, method: str) -> nn.Module:
+        """The encoder, or a one-line :class:`ConfigError` naming ``method`` that needs it."""
+        if self.encoder is None:
+            raise ConfigError(f"{method} needs an observation encoder (latentda train encoder)")
+        return self.encoder
 
     @property
     def latent_dim(self) -> int:
@@ -369,7 +382,9 @@ class LDEnSF:
         loc = sur.unit(sur.sensors if points is None else points)
         y = sur.normaliser.normalise_fields(readings.double(), channel_axis=-1)
         y = y.to(next(model.parameters()).dtype)
-        sigma = sur.encoder.noise_std.to(y.dtype)
+        # A stream without readings (the no-assimilation reference) needs no encoder.
+        encoder = sur.require_encoder("LD-EnSF") if observed.any() else None
+        sigma = encoder.noise_std.to(y.dtype) if encoder is not None else None
         kappa = self.initial_ensemble(sur, gen)
         check_finite(kappa, 0, "initial ensemble", "LD-EnSF")
         out = kappa.new_empty(len(readings), *kappa.shape)
@@ -385,7 +400,8 @@ class LDEnSF:
                     check_finite(kappa, t, "forecast", "LD-EnSF")
                 if observed[t]:
                     t0 = time.perf_counter()
-                    phi, state = sur.encoder(y[t][None, None], loc, state)
+                    assert encoder is not None and sigma is not None  # observed[t]
+                    phi, state = encoder(y[t][None, None], loc, state)
                     phis[t] = phi[0, 0]
                     analysis = whitened_analysis(self.ensf, kappa, phis[t], sigma, gen)
                     kappa = self._clip(analysis, d_s)
@@ -412,6 +428,15 @@ class LDEnSF:
     def _check(sur: LatentSurrogate, readings: Tensor, points: Tensor | None) -> None:
         n_sensors = len(sur.sensors if points is None else points)
         check_readings(readings, n_sensors, sur.ldnet.n_channels, min_frames=1)
+        moved = points is not None and not (
+            points.shape == sur.sensors.shape and torch.allclose(points.double(), sur.sensors)
+        )
+        if moved and isinstance(sur.encoder, FixedOrderEncoder):
+            raise DataError(
+                f"these readings come from other sensors than the {len(sur.sensors)} a "
+                "fixed-order encoder was trained on: train a location-aware encoder "
+                "(encoder model.mode: location) for other layouts"
+            )
 
     @staticmethod
     def _warn_schedule(observed: Tensor, every: int) -> None:

@@ -1,0 +1,121 @@
+"""The finished parts of a ``latentda benchmark`` run, so that an interrupted run resumes.
+
+A benchmark tunes and tests one method of one observation setting at a time (hours at
+``bench`` size); each finished pair is written to ``OUT/progress/<setting>/<method>``
+(``.json``: the key, the tuning record and per-case metadata; ``.safetensors``: the
+per-frame scores and traces), atomically. Running the same command again loads every pair
+whose key still matches and computes only the rest. The key covers everything a result
+depends on: the benchmark configuration (except the method list and the thread count, so
+adding a method keeps the others), the method, and the trained artefacts (by their
+content-hash directory names).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from latentda.experiments.field_outcomes import Outcome, Trace
+from latentda.experiments.field_twin import FieldTwinResult
+from latentda.io import atomic_write, write_json
+
+#: Configuration keys that do not change a method's results.
+_NEUTRAL = ("methods", "threads")
+
+
+def progress_key(
+    config: dict[str, Any], setting: str, method: str, artefacts: dict[str, Path]
+) -> dict[str, Any]:
+    """What the results of ``method`` in ``setting`` depend on (JSON-able)."""
+    return {
+        "config": {k: v for k, v in config.items() if k not in _NEUTRAL},
+        "setting": setting,
+        "method": method,
+        "artefacts": {k: Path(v).name for k, v in sorted(artefacts.items())},
+    }
+
+
+class Progress:
+    """Finished ``(setting, method)`` results under ``root`` (``OUT/progress``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _paths(self, setting: str, method: str) -> tuple[Path, Path]:
+        base = self.root / setting / method
+        return base.with_suffix(".json"), base.with_suffix(".safetensors")
+
+    def load(
+        self, key: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[tuple[int, int], Outcome]] | None:
+        """The tuning record and outcomes stored under ``key``, or ``None`` if absent or
+        made with another key (a changed configuration is computed anew)."""
+        meta_path, tensor_path = self._paths(key["setting"], key["method"])
+        if not (meta_path.exists() and tensor_path.exists()):
+            return None
+        meta = json.loads(meta_path.read_text())
+        if meta.get("key") != json.loads(json.dumps(key)):
+            return None
+        tensors = load_file(tensor_path)
+        outcomes = {}
+        for case in meta["cases"]:
+            pos, seed, tag = case["position"], case["seed"], case["tag"]
+            if case["error"] is not None:
+                outcomes[(pos, seed)] = Outcome(None, None, case["error"])
+                continue
+            scores = {
+                k[len(f"{tag}/scores/") :]: v.double()
+                for k, v in tensors.items()
+                if k.startswith(f"{tag}/scores/")
+            }
+            result = FieldTwinResult(
+                scores=scores,
+                timings=case["timings"],
+                n_frames=case["n_frames"],
+                n_observed=case["n_observed"],
+                n_sensors=case["n_sensors"],
+                latent_dim=case["latent_dim"],
+            )
+            trace = None
+            if f"{tag}/final_mean" in tensors:
+                trace = Trace(tensors[f"{tag}/final_mean"], tensors[f"{tag}/params"])
+            outcomes[(pos, seed)] = Outcome(result, trace)
+        return meta["tuning"], outcomes
+
+    def save(
+        self,
+        key: dict[str, Any],
+        tuning: dict[str, Any],
+        outcomes: dict[tuple[int, int], Outcome],
+    ) -> None:
+        """Store one finished pair: tensors first, the JSON (which names the key) last, so
+        a pair interrupted while saving is not taken as finished."""
+        meta_path, tensor_path = self._paths(key["setting"], key["method"])
+        meta_path.parent.mkdir(parents=True, exist_ok=True)
+        tensors: dict[str, torch.Tensor] = {}
+        cases = []
+        for (pos, seed), o in outcomes.items():
+            tag = f"{pos}_{seed}"
+            entry: dict[str, Any] = {"position": pos, "seed": seed, "tag": tag, "error": o.error}
+            if o.result is not None:
+                r = o.result
+                entry.update(
+                    timings=r.timings,
+                    n_frames=r.n_frames,
+                    n_observed=r.n_observed,
+                    n_sensors=r.n_sensors,
+                    latent_dim=r.latent_dim,
+                )
+                for k, v in r.scores.items():
+                    tensors[f"{tag}/scores/{k}"] = v.double().contiguous()
+                if o.trace is not None:
+                    tensors[f"{tag}/final_mean"] = o.trace.final_mean.double().contiguous()
+                    tensors[f"{tag}/params"] = o.trace.params.double().contiguous()
+            cases.append(entry)
+        meta_path.unlink(missing_ok=True)
+        atomic_write(tensor_path, lambda tmp: save_file(tensors, str(tmp)))
+        write_json(meta_path, {"key": key, "tuning": tuning, "cases": cases})
