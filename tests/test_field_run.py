@@ -143,3 +143,13 @@ def _yaml(text: str) -> dict:
     import yaml
 
     return yaml.safe_load(text)
+
+
+def test_example_parses() -> None:
+    from latentda.experiments.config import load_yaml
+    from latentda.experiments.run import experiment_config
+
+    root = Path(__file__).resolve().parents[1] / "examples"
+    config = experiment_config(load_yaml(root / "kolmo_levda.yaml"))
+    assert config.method.tag == "levda" and config.method.iterations == 5
+    assert config.surrogates.artefacts() == {"ldnet": Path("runs/ldnet")}
