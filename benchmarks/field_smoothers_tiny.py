@@ -7,6 +7,13 @@ every method on the 3 test trajectories (4×4 sensors, 10 % noise, every frame, 
 and prints one Markdown row per method: scores averaged over trajectories and timings per
 trajectory. LEVDA is also run over a small grid of windows and inflations.
 
+The LDNet's own error ``σ_m`` (:mod:`latentda.surrogates.model_error`) enters twice, and
+each use is switched separately: ``R`` (``LEVDA(model_error=...)``: ``σ_m²`` added to the
+readings' noise variance) and ``members`` (``LEVDAMethod``/``LDEnSFMethod(model_error=...)``:
+the scored members are the predictive ones, decoded plus a centred draw of ``σ_m``). Rows
+marked "off" are the methods as they were before (latent uncertainty only); the unmarked
+rows use the defaults (both on).
+
 Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/field_smoothers_tiny.py [--work DIR]
@@ -64,9 +71,18 @@ def main() -> None:
     solver = SolverModel.from_dataset(ds, sur.normaliser)
     # One LEVDA run first: torch.func's first forward-mode pass costs ~2 s once per process.
     run_method(LEVDAMethod(sur, LEVDA(window=4)), cases[0])
+    off = LEVDA(window=4, model_error=False)
     methods: list[tuple[str, FieldMethod]] = [
+        ("LEVDA L=4 (R off, members off)", LEVDAMethod(sur, off, model_error=False)),
+        ("LEVDA L=4 (R on, members off)", LEVDAMethod(sur, LEVDA(window=4), model_error=False)),
+        ("LEVDA L=4 (R off, members on)", LEVDAMethod(sur, off)),
         ("LEVDA L=4", LEVDAMethod(sur, LEVDA(window=4))),
+        ("LD-EnSF (members off)", LDEnSFMethod(sur, model_error=False)),
         ("LD-EnSF", LDEnSFMethod(sur)),
+        (
+            "no assimilation (LDNet, members off)",
+            LDEnSFMethod(sur, assimilate=False, model_error=False),
+        ),
         ("no assimilation (LDNet)", LDEnSFMethod(sur, assimilate=False)),
         ("4DEnVar full state L=4", FourDEnVarFieldMethod(solver, FourDEnVar(window=4))),
         ("no assimilation (solver)", no_assimilation_method(ds, 20, sur.normaliser)),

@@ -1,6 +1,7 @@
 """LD-EnSF on a tiny Kolmogorov LDNet + encoder: it beats the free rollout from prior
 parameters, moves the parameters towards the truth, is reproducible, handles missing readings
-and frames, refuses unstable EnSF settings and names the frame where an ensemble diverges."""
+and frames, refuses unstable EnSF settings and names the frame where an ensemble diverges;
+the surrogate carries its LDNet's model-error estimate."""
 
 import copy
 import dataclasses
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from latentda.data import open_dataset
-from latentda.data.splits import load_split
+from latentda.data.splits import grid_coords, load_split
 from latentda.errors import ConfigError, DataError, FilterDivergence
 from latentda.filters.ensf import EnSF, LinearSchedule
 from latentda.filters.ldensf import (
@@ -26,6 +27,7 @@ from latentda.metrics import relative_rmse
 from latentda.observations.sensors import RegularLayout, SensorConfig
 from latentda.surrogates.ldnet import LDNet, LDNetConfig
 from latentda.surrogates.sensing import Geometry
+from latentda.surrogates.train_ldnet import PreparedSplit, model_error_std
 
 NOISE = 0.1  # σ_c = 10 % of the per-channel std, as the conftest encoder was trained
 
@@ -184,3 +186,19 @@ def test_reconstruction_on_grid_and_at_points(
     assert at.shape == (1, 2, 3)
     torch.testing.assert_close(at[0], mean[1][:, [0, 5, 15], [3, 7, 15]], rtol=1e-5, atol=1e-6)
     assert res.timings["reconstruction_s"] > 0
+
+
+def test_surrogate_exposes_the_model_error(kolmo_store: Path, surrogate: LatentSurrogate) -> None:
+    """The loaded surrogate carries its LDNet's σ_m (T, C) in z-score units, growing over
+    the rollout (observed on the tiny store: ≈ 0.074 at frame 0, ≈ 0.19 at frame 9), as
+    stored in its checkpoint by training; a surrogate without one is refused by name."""
+    sigma = surrogate.require_model_error("test")
+    assert sigma.shape == (10, surrogate.ldnet.n_channels) and sigma.dtype == torch.float64
+    assert bool((sigma > 0).all()) and bool((sigma[-1] > sigma[0]).all())
+    # Shifted start: σ_m is the val split's rollout error, recomputed here to round-off.
+    ds = open_dataset(kolmo_store)
+    val = PreparedSplit.build(load_split(ds, "val"), surrogate.normaliser)
+    again = model_error_std(surrogate.ldnet, val, grid_coords(ds), None)
+    torch.testing.assert_close(again, sigma, rtol=1e-12, atol=0)
+    with pytest.raises(ConfigError, match="LEVDA needs the LDNet's model-error estimate"):
+        dataclasses.replace(surrogate, model_error=None).require_model_error("LEVDA")

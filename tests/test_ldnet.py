@@ -1,8 +1,10 @@
-"""LDNet: shapes, shifted start, training, stage 2 freezing, checkpoints, resume, DDP, and
-bad input, on a tiny real Kolmogorov store."""
+"""LDNet: shapes, shifted start, training, stage 2 freezing, checkpoints, resume, DDP, bad
+input, and the model-error estimate σ_m stored with (or recomputed for) a checkpoint, on a
+tiny real Kolmogorov store."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +15,19 @@ import torch
 from safetensors.torch import load_file
 
 from latentda.data import open_dataset
-from latentda.data.splits import forcing_clock
+from latentda.data.splits import forcing_clock, grid_coords, load_split
 from latentda.errors import DataError, TrainingDivergence
+from latentda.filters.ldensf import LatentSurrogate
 from latentda.surrogates.ldnet import ForcingClock, LDNet, LDNetConfig
-from latentda.surrogates.train_ldnet import load_ldnet, train_config, train_ldnet
+from latentda.surrogates.train_ldnet import (
+    PreparedSplit,
+    ldnet_model_error,
+    load_ldnet,
+    model_error_std,
+    random_points,
+    train_config,
+    train_ldnet,
+)
 
 TINY = {
     "model": {
@@ -206,6 +217,86 @@ def test_resume_equals_uninterrupted(kolmo_store: Path, tmp_path: Path) -> None:
         assert torch.equal(a[k], b[k]), k
 
 
+def _hand_model_error(
+    model: LDNet, split: PreparedSplit, coords: torch.Tensor, idx: list[torch.Tensor]
+) -> torch.Tensor:
+    """σ_m by explicit loops: trajectory by trajectory, frame by frame, channel by channel,
+    decoding one frame's points ``idx[t]`` at a time (independent of the batched code)."""
+    n, n_frames, n_channels, _ = split.fields.shape
+    out = torch.zeros(n_frames, n_channels, dtype=torch.float64)
+    with torch.no_grad():
+        for t in range(n_frames):
+            for c in range(n_channels):
+                sq, count = 0.0, 0
+                for i in range(n):
+                    s = model.rollout(split.u[i : i + 1], n_frames)[0, t]  # (d_s,)
+                    pred = model.reconstruct(s, coords[idx[t]])[:, c].double()  # (m,)
+                    true = split.fields[i, t, c, idx[t]].double()
+                    sq += float(((pred - true) ** 2).sum())
+                    count += len(idx[t])
+                out[t, c] = (sq / count) ** 0.5
+    return out
+
+
+def test_model_error_std_matches_a_hand_computation(trained: Path, kolmo_store: Path) -> None:
+    """σ_m on the 2 validation trajectories, first 4 frames, against explicit loops: on
+    all 256 grid points (the default 1024 exceeds the grid) and on 16 seeded points per
+    frame. The networks run in float32 and the batched code decodes all frames at once, so
+    the two differ by round-off: up to 3e-6 relative observed (a residual of ~0.08 from
+    values ~1), asserted 1e-5."""
+    ds = open_dataset(kolmo_store)
+    run = load_ldnet(trained, ds)
+    full = PreparedSplit.build(load_split(ds, "val"), run.normaliser)
+    split = PreparedSplit(full.fields[:, :4], full.u, full.raw[:, :4])
+    coords = grid_coords(ds)
+    got = model_error_std(run.model, split, coords, None)
+    assert got.shape == (4, 2) and got.dtype == torch.float64
+    every = [torch.arange(coords.shape[0])] * 4
+    torch.testing.assert_close(
+        got, _hand_model_error(run.model, split, coords, every), rtol=1e-5, atol=0
+    )
+    few = model_error_std(run.model, split, coords, None, points=16, seed=5)
+    idx = random_points(4, coords.shape[0], 16, torch.Generator().manual_seed(5))
+    assert all(len(set(row.tolist())) == 16 for row in idx)  # distinct points per frame
+    torch.testing.assert_close(
+        few, _hand_model_error(run.model, split, coords, list(idx)), rtol=1e-5, atol=0
+    )
+    assert torch.equal(few, model_error_std(run.model, split, coords, None, points=16, seed=5))
+    assert not torch.equal(few, got)
+    # The LDNet misses the truth by a fraction of a z-score unit, not by nothing nor by all.
+    assert bool((got > 0.01).all() and (got < 1).all()), got
+
+
+def test_model_error_is_stored_and_recomputed_for_old_checkpoints(
+    trained: Path, kolmo_store: Path, tmp_path: Path
+) -> None:
+    """A fresh checkpoint stores σ_m (T, C) with what it is averaged over; a copy without
+    the key (a checkpoint trained before it existed) gets the same σ_m computed on load,
+    bit for bit (same weights, points and arithmetic)."""
+    ds = open_dataset(kolmo_store)
+    doc = json.loads((trained / "ldnet.json").read_text())
+    record = doc["model_error"]
+    assert {k: record[k] for k in ("split", "trajectories", "frames", "points_per_frame")} == {
+        "split": "val",
+        "trajectories": 2,
+        "frames": 10,
+        "points_per_frame": 256,
+    }
+    stored = torch.tensor(record["std"], dtype=torch.float64)
+    assert stored.shape == (10, 2)
+    assert json.loads((trained / "metrics.json").read_text())["model_error"] == record
+    run = load_ldnet(trained, ds)
+    assert torch.equal(ldnet_model_error(run, ds), stored)
+    old = tmp_path / "old"
+    shutil.copytree(trained, old, ignore=shutil.ignore_patterns("state"))
+    del doc["model_error"]
+    (old / "ldnet.json").write_text(json.dumps(doc))
+    recomputed = ldnet_model_error(load_ldnet(old, ds), ds)
+    assert torch.equal(recomputed, stored), (recomputed - stored).abs().max()
+    sur = LatentSurrogate.load(old, None, ds)
+    assert sur.model_error is not None and torch.equal(sur.model_error, stored)
+
+
 def test_learned_initial_latent_trains_and_evaluates(kolmo_store: Path, tmp_path: Path) -> None:
     cfg = train_config(
         {
@@ -219,6 +310,13 @@ def test_learned_initial_latent_trains_and_evaluates(kolmo_store: Path, tmp_path
     assert np.isfinite(metrics["test_rel_rmse"])
     run = load_ldnet(tmp_path)
     assert run.model.initial_latents.shape == (7, 4)  # one per training trajectory
+    # σ_m fits each validation s_0 to frame 0 (deterministic), so the on-load computation
+    # for a checkpoint without the key gives the stored value.
+    ds = open_dataset(kolmo_store)
+    assert run.meta["model_error"]["initial_latent"] == "fitted to frame 0"
+    stored = torch.tensor(run.meta["model_error"]["std"], dtype=torch.float64)
+    del run.meta["model_error"]
+    torch.testing.assert_close(ldnet_model_error(run, ds), stored, rtol=1e-6, atol=0)
 
 
 def _cli(*args: str, torchrun: int = 0) -> subprocess.CompletedProcess[str]:

@@ -37,6 +37,7 @@ from latentda.filters.envar import FourDEnVar, WindowBlock, cycle_windows
 from latentda.filters.ldensf import LatentSurrogate, check_readings
 from latentda.filters.levda import LEVDA, LatentReadings
 from latentda.observations.observer import present_mask
+from latentda.surrogates.model_error import predictive_members
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,11 +47,19 @@ class LEVDAMethod(FieldMethod):
     is accepted).
 
     Each frame with a present reading is one observation time; the readings are z-scored
-    with the surrogate's training normaliser and the noise std ``σ_c`` becomes ``σ_c/s_c``.
+    with the surrogate's training normaliser and the noise std ``σ_c`` becomes ``σ_c/s_c``
+    (to which :attr:`LEVDA.model_error` adds the LDNet's own error).
+
+    ``model_error=True`` (the default) scores members of the predictive distribution, the
+    decoded members plus a centred draw of the LDNet's error, as
+    :class:`~latentda.experiments.field_twin.LDEnSFMethod` does
+    (:func:`~latentda.surrogates.model_error.predictive_members`). It is independent of
+    ``smoother.model_error``, which changes the analysis, not the scored fields.
     """
 
     surrogate: LatentSurrogate
     smoother: LEVDA = field(default_factory=LEVDA)
+    model_error: bool = True
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -64,8 +73,20 @@ class LEVDAMethod(FieldMethod):
             for t in range(case.n_frames)
         ]
         result = self.smoother.assimilate(sur, readings, case.n_frames, gen)
+
+        def members(t: int) -> Tensor:
+            return result.reconstruct([t], members=True)[0]
+
+        if self.model_error:
+            members = predictive_members(
+                members,
+                sur.require_model_error("levda (model_error=True)"),
+                sur.normaliser.channel_std,
+                (case.seed, case.trajectory_index),
+                result.timings,
+            )
         return MethodRun(
-            members=lambda t: result.reconstruct([t], members=True)[0],
+            members=members,
             params=result.params,
             timings=result.timings,
             n_observed=result.n_observed,
@@ -140,10 +161,11 @@ class FourDEnVarFieldMethod(FieldMethod):
             return out
 
         def analyse(E: Tensor, start: float, block: WindowBlock) -> tuple[Tensor, int]:
-            new = [float(frames[i - 1]) for i in block.new]
-            ys = context.y[[frames[i - 1] for i in block.new]]
+            at = [frames[i - 1] for i in block.new]
+            new, ys = [float(f) for f in at], context.y[at]
+            observers = [context.observer(f) for f in at]  # moving sensors: one per time
             t0, dyn0 = time.perf_counter(), timings["dynamics_s"]
-            res = self.smoother.analyse(E, lambda X: roll(X, start, new), ys, context.observer, gen)
+            res = self.smoother.analyse(E, lambda X: roll(X, start, new), ys, observers, gen)
             Ea = res.ensemble
             if self.clip_params:
                 Ea = clip_params(Ea, d)

@@ -29,6 +29,7 @@ from latentda.errors import DataError
 from latentda.experiments.twin import stream
 from latentda.filters.ldensf import LatentSurrogate, LDEnSF
 from latentda.observations.sensors import SensorConfig
+from latentda.surrogates.model_error import predictive_members
 from latentda.surrogates.sensing import Geometry, noisy
 
 #: Central interval of the coverage score.
@@ -44,6 +45,7 @@ def observe(
     missing: float,
     gen: torch.Generator,
     points: Tensor | None = None,
+    observed: Tensor | None = None,
 ) -> Tensor:
     """Noisy sensor readings of a true trajectory.
 
@@ -59,13 +61,16 @@ def observe(
     noise_level
         Noise std as a fraction of each channel's std.
     every
-        Frame ``t`` is observed iff ``t % every == 0``.
+        Frame ``t`` is observed iff ``t % every == 0`` (unless ``observed`` is given).
     missing
         Probability that one sensor's reading (all its channels) at one frame is missing.
     gen
         The only source of randomness (noise, then missing readings).
     points
-        Sensor coordinates ``(S, 2)`` in grid units instead of ``geometry.points``.
+        Sensor coordinates in grid units instead of ``geometry.points``: ``(S, 2)``, or
+        ``(T, S, 2)`` for sensors that move (frame ``t`` read at ``points[t]``).
+    observed
+        ``(T,)`` bool: the observed frames, instead of every ``every``-th.
 
     Returns
     -------
@@ -75,15 +80,29 @@ def observe(
     """
     if every < 1:
         raise DataError(f"every must be >= 1, got {every}")
-    clean = geometry.read(truth, points).double()  # (T, S, C)
+    if points is not None and points.ndim == 3:
+        if len(points) != len(truth):
+            raise DataError(f"{len(points)} sensor positions for {len(truth)} frames")
+        clean = torch.stack([geometry.read(truth[t], points[t]) for t in range(len(truth))])
+    else:
+        clean = geometry.read(truth, points)  # (T, S, C)
+    clean = clean.double()
     # Noise is added in normalised units by the same function the encoder trainer uses, so
     # the test-time noise model is exactly the training one. Noise is drawn at every frame,
     # then unobserved frames blanked: a frame's noise does not depend on ``every``.
     y = normaliser.denormalise_fields(
         noisy(normaliser.normalise_fields(clean, -1), noise_level, missing, gen), -1
     )
-    unobserved = torch.arange(len(y)) % every != 0
+    unobserved = torch.arange(len(y)) % every != 0 if observed is None else ~observed
     return y.masked_fill(unobserved[:, None, None], float("nan"))
+
+
+def random_frames(n_frames: int, every: int, gen: torch.Generator) -> Tensor:
+    """``(T,)`` bool: frame 0 and each later frame with probability ``1/every`` (irregular
+    observation times at the mean rate of every ``every``-th frame)."""
+    observed = torch.rand(n_frames, generator=gen, dtype=torch.float64) < 1.0 / every
+    observed[0] = True
+    return observed
 
 
 def score(
@@ -200,7 +219,8 @@ class TwinCase:
     readings
         ``(T, S, C)`` float64 in physical units, NaN at unobserved frames and missing readings.
     points
-        Sensor coordinates ``(S, 2)`` in grid units (the dataset's axes).
+        Sensor coordinates in grid units (the dataset's axes): ``(S, 2)``, or ``(T, S, 2)``
+        for sensors that move.
     noise_std
         Observation noise std per channel ``(C,)`` in physical units, as drawn.
     seed
@@ -235,16 +255,28 @@ def make_case(
     missing: float = 0.0,
     seed: int = 0,
     split: str = "test",
+    random_times: bool = False,
 ) -> TwinCase:
     """Observe trajectory ``trajectory_index`` of ``split`` (``test``; ``val`` for tuning) at
-    ``points`` (grid units) with noise ``noise_level · normaliser.channel_std`` (see
-    :func:`observe`), from ``stream(seed, "obs")``: the same ``seed`` gives every method the
-    same readings."""
+    ``points`` (grid units; ``(S, 2)``, or ``(T, S, 2)`` for moving sensors) with noise
+    ``noise_level · normaliser.channel_std`` (see :func:`observe`), from
+    ``stream(seed, "obs")``: the same ``seed`` gives every method the same readings. With
+    ``random_times`` the observed frames are :func:`random_frames` from
+    ``stream(seed, "times")`` instead of every ``every``-th."""
     truth, true_params = stored_trajectory(ds, trajectory_index, split)
     # The default layout is regular and seedless; only its grid and periodicity are used.
     geometry = Geometry(ds, SensorConfig(), seed=0)
+    observed = random_frames(len(truth), every, stream(seed, "times")) if random_times else None
     readings = observe(
-        truth, geometry, normaliser, noise_level, every, missing, stream(seed, "obs"), points
+        truth,
+        geometry,
+        normaliser,
+        noise_level,
+        every,
+        missing,
+        stream(seed, "obs"),
+        points,
+        observed,
     )
     return TwinCase(
         ds=ds,
@@ -330,11 +362,19 @@ class LDEnSFMethod(FieldMethod):
 
     ``assimilate=False`` is the no-assimilation reference: the same prior ensemble rolled out
     with every reading treated as missing.
+
+    ``model_error=True`` (the default) scores members of the predictive distribution: each
+    decoded member plus a centred Gaussian draw of the LDNet's own error, std
+    ``s_c σ_m(t, c)`` per grid point and channel
+    (:func:`~latentda.surrogates.model_error.predictive_members`, seeded by the case's seed
+    and trajectory): the ensemble mean is unchanged, the spread grows. ``False``: the
+    decoded members alone (latent uncertainty only).
     """
 
     surrogate: LatentSurrogate
     filter: LDEnSF = field(default_factory=LDEnSF)
     assimilate: bool = True
+    model_error: bool = True
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -346,8 +386,20 @@ class LDEnSFMethod(FieldMethod):
             readings = torch.full_like(readings, float("nan"))
         # LDEnSF refuses other points than a fixed-order encoder's own.
         result = self.filter.assimilate(self.surrogate, readings, gen, case.points)
+
+        def members(t: int) -> Tensor:
+            return result.reconstruct([t], members=True)[0]
+
+        if self.model_error:
+            members = predictive_members(
+                members,
+                self.surrogate.require_model_error(f"{self.name} (model_error=True)"),
+                self.surrogate.normaliser.channel_std,
+                (case.seed, case.trajectory_index),
+                result.timings,
+            )
         return MethodRun(
-            members=lambda t: result.reconstruct([t], members=True)[0],
+            members=members,
             params=result.params,
             timings=result.timings,
             n_observed=int(result.analysed.sum()),

@@ -39,7 +39,7 @@ from latentda.observations.observer import present_mask
 from latentda.surrogates.encoder import FixedOrderEncoder
 from latentda.surrogates.ldnet import LDNet
 from latentda.surrogates.train_encoder import load_encoder
-from latentda.surrogates.train_ldnet import load_ldnet
+from latentda.surrogates.train_ldnet import ldnet_model_error, load_ldnet
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,6 +65,12 @@ class LatentSurrogate:
         (``(0, 2)`` without an encoder).
     every
         Frame spacing of the observations the encoder was trained on.
+    model_error
+        ``σ_m`` ``(T, C)`` float64: the LDNet's own error per frame and channel in normalised
+        units, the RMS over validation trajectories and grid points of
+        ``R(s_t(u_true), ξ) − x̃_t`` (:func:`~latentda.surrogates.train_ldnet.model_error_std`);
+        ``None`` when unknown (a hand-built surrogate, or an old checkpoint loaded with a
+        store without a validation split).
     """
 
     ldnet: LDNet
@@ -74,6 +80,7 @@ class LatentSurrogate:
     grid: Tensor
     sensors: Tensor
     every: int = 1
+    model_error: Tensor | None = None
 
     @classmethod
     def load(
@@ -81,7 +88,9 @@ class LatentSurrogate:
     ) -> LatentSurrogate:
         """Checkpoints written by ``latentda train`` (``encoder_dir=None``: the LDNet
         alone); refuses an LDNet trained on another system or grid than ``ds``, and an
-        encoder trained for another LDNet."""
+        encoder trained for another LDNet. :attr:`model_error` comes from the LDNet's
+        checkpoint; one trained before it was stored there gets it computed from ``ds``'s
+        validation split (:func:`~latentda.surrogates.train_ldnet.ldnet_model_error`)."""
         run = load_ldnet(ldnet_dir, ds)
         encoder, points, every = None, torch.zeros(0, 2, dtype=torch.float64), 1
         if encoder_dir is not None:
@@ -96,6 +105,7 @@ class LatentSurrogate:
             grid_coords(ds),
             points,
             every,
+            ldnet_model_error(run, ds),
         )
 
     def require_encoder(self, method: str) -> nn.Module:
@@ -103,6 +113,16 @@ class LatentSurrogate:
         if self.encoder is None:
             raise ConfigError(f"{method} needs an observation encoder (latentda train encoder)")
         return self.encoder
+
+    def require_model_error(self, method: str) -> Tensor:
+        """:attr:`model_error` ``(T, C)``, or a one-line :class:`ConfigError` naming
+        ``method`` that needs it."""
+        if self.model_error is None:
+            raise ConfigError(
+                f"{method} needs the LDNet's model-error estimate (LatentSurrogate.model_error; "
+                "load the surrogate with a store holding its 'val' split), or model_error=False"
+            )
+        return self.model_error
 
     @property
     def latent_dim(self) -> int:

@@ -9,6 +9,7 @@ physical units, averaged over frames and trajectories.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from latentda.data.splits import (
     grid_coords,
     load_split,
     normaliser_for,
+    split_indices,
     unit_periods,
 )
 from latentda.errors import DataError
@@ -197,6 +199,119 @@ def evaluate(
     return scores
 
 
+#: Grid points per frame (fixed, seeded) at which :func:`model_error_std` is estimated.
+MODEL_ERROR_POINTS = 1024
+#: Seed of those points.
+MODEL_ERROR_SEED = 0
+
+
+def model_error_std(
+    model: LDNet,
+    split: PreparedSplit,
+    coords: Tensor,
+    s0: Tensor | None,
+    points: int = MODEL_ERROR_POINTS,
+    seed: int = MODEL_ERROR_SEED,
+) -> Tensor:
+    """The LDNet's own error per frame and channel, in normalised (z-score) units:
+
+    ``σ_m(t, c) = sqrt( (1/(n m)) Σ_i Σ_{ξ ∈ Ξ_t} (R(s_t(u_i), ξ)_c − x̃_{i,t,c}(ξ))² )``
+
+    over the ``n`` trajectories of ``split`` and a fixed random set ``Ξ_t`` of ``m`` grid
+    points per frame, where ``s_t(u_i)`` is the LDNet's latent rollout with the true
+    parameters from ``s0`` (the trajectory the encoder's targets use, see
+    :func:`start_latents`): the reconstruction and rollout error that no latent ensemble
+    carries. Pass the validation split (never the test split, which scores the methods).
+
+    Parameters
+    ----------
+    model
+        The trained LDNet.
+    split
+        Normalised fields ``(n, T, C, P)`` and parameters ``(n, p)``.
+    coords
+        Grid coordinates ``(P, k)`` in ``[-1, 1]``.
+    s0
+        Initial latents ``(n, d_s)`` (learned start), ``None`` for the shifted start.
+    points
+        ``m`` per frame (all ``P`` when ``m ≥ P``); drawn by :func:`random_points` from a
+        generator seeded with ``seed``, so the estimate is deterministic and costs
+        ``n·T·m`` reconstruction evaluations (seconds), not a pass over the whole grid.
+
+    Returns
+    -------
+    Tensor
+        ``σ_m`` ``(T, C)`` float64.
+    """
+    n, n_frames, n_channels, n_grid = split.fields.shape
+    idx = random_points(n_frames, n_grid, points, torch.Generator().manual_seed(seed))
+    xi = coords[idx]  # (T, m, k)
+    m = idx.shape[1]
+    sq = torch.zeros(n_frames, n_channels, dtype=torch.float64)
+    # Frames per reconstruction call, keeping activations near 2^20 numbers (see evaluate).
+    chunk = max(1, (1 << 20) // (m * model.config.recon_width))
+    with torch.no_grad():
+        lifted = model.coordinate_lift(xi)  # (T, m, width)
+        for i in range(n):
+            s = model.rollout(
+                split.u[i : i + 1], n_frames, s0=None if s0 is None else s0[i : i + 1]
+            )
+            pred = torch.cat(
+                [
+                    model.reconstruct(sc, xc, lifted=lc)
+                    for sc, xc, lc in zip(
+                        s[0].split(chunk), xi.split(chunk), lifted.split(chunk), strict=True
+                    )
+                ]
+            )  # (T, m, C)
+            true = gather_points(split.fields[i : i + 1], idx)[0]  # (T, m, C)
+            sq += ((pred.double() - true.double()) ** 2).sum(1)
+    return torch.sqrt(sq / (n * m))
+
+
+def model_error_record(
+    model: LDNet, split: PreparedSplit, coords: Tensor, fit_steps: int
+) -> dict[str, Any]:
+    """:func:`model_error_std` on the validation ``split`` (a learned start first fits
+    each ``s_0`` to frame 0, as :func:`evaluate` does), with what it is averaged over: the
+    checkpoint's ``model_error`` entry."""
+    s0 = start_latents(model, split, coords, fit_steps, training=False)
+    std = model_error_std(model, split, coords, s0)
+    n, n_frames, _, n_grid = split.fields.shape
+    return {
+        "std": std.tolist(),
+        "units": "normalised (per-channel z-score)",
+        "definition": "RMS of R(s_t(u_true), xi) - x_t per frame and channel",
+        "split": "val",
+        "trajectories": int(n),
+        "frames": int(n_frames),
+        "points_per_frame": int(min(MODEL_ERROR_POINTS, n_grid)),
+        "points_seed": MODEL_ERROR_SEED,
+        "initial_latent": "fitted to frame 0" if s0 is not None else "shifted start",
+    }
+
+
+def ldnet_model_error(run: LDNetRun, ds: xr.Dataset) -> Tensor | None:
+    """``σ_m`` ``(T, C)`` float64 of a loaded LDNet: the checkpoint's ``model_error`` entry,
+    or, for a checkpoint trained before it existed, computed now from ``ds``'s validation
+    split by :func:`model_error_record` (deterministic: the same value training would have
+    stored). ``None``, with a warning, if ``ds`` has no validation split to compute it from.
+    """
+    record = run.meta.get("model_error")
+    if record is None:
+        if split_indices(ds, "val").size == 0:
+            warnings.warn(
+                "this LDNet checkpoint holds no model-error estimate and the dataset has no "
+                "'val' trajectories to compute it from: methods that need it will refuse",
+                stacklevel=2,
+            )
+            return None
+        split = PreparedSplit.build(load_split(ds, "val"), run.normaliser)
+        fit_steps = int(run.meta["training"]["fit_steps"])
+        record = model_error_record(run.model, split, grid_coords(ds), fit_steps)
+    return torch.tensor(record["std"], dtype=torch.float64)
+
+
 # --------------------------------------------------------------------------- objective
 
 
@@ -333,6 +448,8 @@ def train_ldnet(
     )
     test2 = evaluate(model, data["test"], coords, norm, config.fit_steps)
 
+    # σ_m of the final weights, on the validation split (the test split scores methods).
+    model_error = model_error_record(model, data["val"], coords, config.fit_steps)
     meta = {
         "kind": KIND,
         "config": to_dict(config.model),
@@ -340,6 +457,7 @@ def train_ldnet(
         "normaliser": norm.to_dict(),
         "data": info,
         "training": to_dict(config),
+        "model_error": model_error,
     }
     metrics = {
         "test_rel_rmse": float(test2.mean()),
@@ -360,6 +478,7 @@ def train_ldnet(
         "latent_dim": config.model.latent_dim,
         "stage1": _stage_summary(r1),
         "stage2": _stage_summary(r2),
+        "model_error": model_error,
         "data": info["fingerprint"],
         "config": to_dict(config),
     }
