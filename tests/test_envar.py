@@ -163,6 +163,36 @@ def test_one_window_equals_rts_smoother_in_one_gauss_newton_step() -> None:
     torch.testing.assert_close(ensemble_cov(end), kf.cov_a[-1], rtol=0, atol=1e-10)
 
 
+def test_one_observer_per_time_is_the_exact_posterior() -> None:
+    """Moving sensors: a different linear observer ``H_k`` at each of the window's times.
+    With ``N > d`` one Gauss–Newton step gives the exact Gaussian posterior of the window
+    start, ``P_a⁻¹ = P_0⁻¹ + Σ_k (H_k F_k)ᵀ R⁻¹ H_k F_k``,
+    ``x_a = P_a (P_0⁻¹ x_0 + Σ_k (H_k F_k)ᵀ R⁻¹ y_k)``, and the same observer at every time
+    equals passing it once, bit for bit."""
+    d, m, n, L, gap = 5, 3, 12, 3, 2
+    g, M, H, std, mean0, cov0 = linear_problem(d, m)
+    Hs = [H] + [torch.randn(m, d, generator=g) for _ in range(L - 1)]
+    observers = [Observer(LinearMap(Hk), std) for Hk in Hs]
+    ys = torch.randn(L, m, generator=g)
+    E0 = gaussian_ensemble_exact(mean0, cov0, n, g)
+    propagate = _propagator(LinearSystem(M), [gap * (k + 1) for k in range(L)])
+    one = FourDEnVar(window=L, iterations=1).analyse(E0, propagate, ys, observers, g)
+    precision, rhs = torch.linalg.inv(cov0), torch.linalg.solve(cov0, mean0)
+    r_inv = torch.diag(std**-2)
+    for k, Hk in enumerate(Hs):
+        G = Hk @ torch.linalg.matrix_power(M, gap * (k + 1))
+        precision = precision + G.T @ r_inv @ G
+        rhs = rhs + G.T @ r_inv @ ys[k]
+    cov_a = torch.linalg.inv(precision)
+    torch.testing.assert_close(one.ensemble.mean(0), cov_a @ rhs, rtol=0, atol=1e-8)
+    torch.testing.assert_close(ensemble_cov(one.ensemble), cov_a, rtol=0, atol=1e-8)
+    same = FourDEnVar(window=L, iterations=3).analyse(E0, propagate, ys, [observers[0]] * L, g)
+    once = FourDEnVar(window=L, iterations=3).analyse(E0, propagate, ys, observers[0], g)
+    assert torch.equal(same.ensemble, once.ensemble)
+    with pytest.raises(DataError, match="2 observers for 3 observation times"):
+        FourDEnVar(window=L).analyse(E0, propagate, ys, observers[:2], g)
+
+
 class _ExactGaussian(InitialEnsemble):
     def __init__(self, mean: torch.Tensor, cov: torch.Tensor) -> None:
         self.mean, self.cov = mean, cov

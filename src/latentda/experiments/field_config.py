@@ -16,7 +16,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import torch
 import xarray as xr
+from torch import Tensor
 
 from latentda.data.normalise import Normaliser
 from latentda.data.splits import grid_coords
@@ -33,6 +35,7 @@ from latentda.experiments.field_twin import FieldMethod, LDEnSFMethod, TwinCase,
 from latentda.filters.envar import FourDEnVar, check_window_knobs
 from latentda.filters.ldensf import LatentSurrogate, LDEnSF, ldensf_ensf
 from latentda.filters.levda import LEVDA
+from latentda.observations.layouts import moving
 from latentda.observations.sensors import RandomLayout, RegularLayout, SensorConfig
 from latentda.schema import Tagged, non_negative, parse, positive, to_dict
 from latentda.surrogates.sensing import Geometry
@@ -46,10 +49,16 @@ class SettingConfig:
 
     ``layout: regular`` is an evenly spread ``ny × nx`` sub-grid; ``layout: random`` draws
     ``max(min_sensors, round(fraction · H · W))`` points uniformly (seeded by the encoder's
-    seed). ``noise_level`` is the noise std as a fraction of each channel's std (DESIGN 4);
-    frame ``t`` is observed iff ``t % every == 0``; ``missing`` is the probability that a
-    sensor's reading at a frame is lost (NaN: failed sensors at test time; the encoder
-    learns to expect them with ``encoder.drop_rate``). An encoder is trained per setting.
+    seed). ``noise_level`` is the noise std as a fraction of each channel's std (DESIGN 4).
+    ``times: regular``: frame ``t`` is observed iff ``t % every == 0``; ``times: random``:
+    frame 0 and then each frame with probability ``1/every`` (the same mean rate, at
+    irregular times; drawn per seed, the same for every method). ``missing`` is the
+    probability that a sensor's reading at a frame is lost (NaN: failed sensors at test
+    time; the encoder learns to expect them with ``encoder.drop_rate``). ``drift > 0``
+    moves the sensors: each drifts from its layout position at ``drift`` grid spacings per
+    frame in its own random direction (seeded like the layout), wrapping on periodic axes
+    and reflected at walls (:func:`~latentda.observations.layouts.moving`). An encoder is
+    trained per setting, on the layout at rest and the regular schedule.
     """
 
     layout: Literal["regular", "random"] = "regular"
@@ -59,13 +68,18 @@ class SettingConfig:
     min_sensors: int = 4
     noise_level: float = 0.1
     every: int = 1
+    times: Literal["regular", "random"] = "regular"
     missing: float = 0.0
+    drift: float = 0.0
 
     def validate(self, where: str) -> None:
         positive(where, ny=self.ny, nx=self.nx, fraction=self.fraction, every=self.every)
         positive(where, min_sensors=self.min_sensors, noise_level=self.noise_level)
+        non_negative(where, drift=self.drift)
         if not 0.0 <= self.missing < 1.0:
             raise ConfigError(f"{where}.missing must lie in [0, 1), got {self.missing}")
+        if not math.isfinite(self.drift):
+            raise ConfigError(f"{where}.drift must be finite, got {self.drift}")
 
     def sensors(self, grid_shape: tuple[int, int]) -> SensorConfig:
         """The encoder trainer's sensor settings on a grid of ``grid_shape`` points."""
@@ -88,20 +102,25 @@ class Setting:
         shape = (ds.sizes[ds["fields"].dims[-2]], ds.sizes[ds["fields"].dims[-1]])
         self.sensors = cfg.sensors(shape)
         # The encoder trainer places its sensors with its own seed: the same points here.
-        self.points = Geometry(ds, self.sensors, seed).points
+        geometry = Geometry(ds, self.sensors, seed)
+        self.points = geometry.points
+        self.track = (
+            drifting(geometry, cfg.drift, ds.sizes["time"], seed) if cfg.drift > 0 else None
+        )
 
     def case(self, split: str, position: int, seed: int) -> TwinCase:
         """Trajectory ``position`` of ``split`` observed with the readings of ``seed``."""
         return make_case(
             self.ds,
             position,
-            self.points,
+            self.points if self.track is None else self.track,
             self.normaliser,
             self.cfg.noise_level,
             self.cfg.every,
             self.cfg.missing,
             seed,
             split,
+            random_times=self.cfg.times == "random",
         )
 
     def describe(self) -> dict[str, Any]:
@@ -111,6 +130,23 @@ class Setting:
             "sensors": int(self.points.shape[0]),
             "sensor_fraction": float(self.points.shape[0]) / n_points,
         }
+
+
+def drifting(geometry: Geometry, drift: float, n_frames: int, seed: int) -> Tensor:
+    """Positions ``(T, S, 2)`` of the sensors of ``geometry`` drifting from their layout
+    positions at ``drift`` grid spacings per frame, each in a direction drawn uniformly
+    from ``seed`` (:func:`~latentda.observations.layouts.moving`: periodic axes wrap,
+    walls reflect)."""
+    gen = torch.Generator().manual_seed(seed + 7919)  # its own draw: the layout's is unchanged
+    angle = 2 * math.pi * torch.rand(len(geometry.points), generator=gen, dtype=torch.float64)
+    spacing = torch.tensor([float(a[1] - a[0]) for a in geometry.axes], dtype=torch.float64)
+    velocity = drift * torch.stack([torch.cos(angle), torch.sin(angle)], -1) * spacing
+    return torch.stack(
+        [
+            moving(geometry.points, velocity, float(t), geometry.axes, geometry.periodic)
+            for t in range(n_frames)
+        ]
+    )
 
 
 # --------------------------------------------------------------------------- methods
@@ -208,7 +244,8 @@ def _window(where: str, cfg: LEVDAConfig | FourDEnVarFieldConfig) -> None:
 class LDEnSFConfig(FieldMethodConfig):
     """``ldensf``: EnSF on the whitened latent ``[s, u]`` (:func:`ldensf_ensf`: ``scale`` in
     units of the latent noise, stable below ``√steps``), parameter random walk
-    ``param_jitter``."""
+    ``param_jitter``; ``model_error``: the scored members carry the LDNet's own error
+    (:class:`~latentda.experiments.field_twin.LDEnSFMethod`)."""
 
     tag: ClassVar[str] = "ldensf"
     label: ClassVar[str] = "LD-EnSF"
@@ -224,6 +261,7 @@ class LDEnSFConfig(FieldMethodConfig):
     eps_alpha: float = 0.01
     eps_beta: float = 0.0
     param_jitter: float = 0.0
+    model_error: bool = True
 
     def validate(self, where: str) -> None:
         _ensemble(where, self.ensemble_size)
@@ -240,7 +278,7 @@ class LDEnSFConfig(FieldMethodConfig):
         return LDEnSF(self.ensemble_size, ensf=ensf, param_jitter=self.param_jitter)
 
     def build(self, ctx: MethodContext) -> FieldMethod:
-        return LDEnSFMethod(ctx.surrogate, self.filter())
+        return LDEnSFMethod(ctx.surrogate, self.filter(), model_error=self.model_error)
 
 
 @FieldMethodConfig.register
@@ -253,12 +291,14 @@ class NoAssimilationConfig(FieldMethodConfig):
     needs: ClassVar[tuple[str, ...]] = ("ldnet",)
     name: str = "no_assimilation"
     ensemble_size: int = 20
+    model_error: bool = True
 
     def validate(self, where: str) -> None:
         _ensemble(where, self.ensemble_size)
 
     def build(self, ctx: MethodContext) -> FieldMethod:
-        return LDEnSFMethod(ctx.surrogate, LDEnSF(self.ensemble_size), assimilate=False)
+        filt = LDEnSF(self.ensemble_size)
+        return LDEnSFMethod(ctx.surrogate, filt, assimilate=False, model_error=self.model_error)
 
 
 @FieldMethodConfig.register
@@ -397,7 +437,9 @@ class LEVDAConfig(FieldMethodConfig):
     """``levda``: latent ensemble-variational smoother through the LDNet (no encoder):
     ``window`` observation times per window sliding by ``shift`` (default ``window``), at
     most ``iterations`` Gauss–Newton steps until ``‖Δw‖ < tolerance``, ``inflation`` of the
-    window-start analysis, parameter random walk ``param_jitter`` per window."""
+    window-start analysis, parameter random walk ``param_jitter`` per window;
+    ``model_error``: the LDNet's own error is added to the readings' noise variance and
+    carried by the scored members (:class:`~latentda.filters.levda.LEVDA`)."""
 
     tag: ClassVar[str] = "levda"
     label: ClassVar[str] = "LEVDA"
@@ -414,6 +456,7 @@ class LEVDAConfig(FieldMethodConfig):
     tolerance: float = 1e-3
     inflation: float = 1.0
     param_jitter: float = 0.0
+    model_error: bool = True
 
     def validate(self, where: str) -> None:
         _window(where, self)
@@ -428,8 +471,9 @@ class LEVDAConfig(FieldMethodConfig):
             tolerance=self.tolerance,
             inflation=self.inflation,
             param_jitter=self.param_jitter,
+            model_error=self.model_error,
         )
-        return LEVDAMethod(ctx.surrogate, smoother)
+        return LEVDAMethod(ctx.surrogate, smoother, model_error=self.model_error)
 
 
 @FieldMethodConfig.register

@@ -299,19 +299,31 @@ class SolverMethod(FieldMethod):
 
 @dataclass(frozen=True)
 class _FullSpaceContext:
-    observer: Observer
+    observers: list[Observer]  # one per frame (the same object when the sensors stay put)
     y: Tensor  # (T, S·C) normalised readings, NaN = missing
+
+    def observer(self, frame: int) -> Observer:
+        """The observer of frame ``frame``."""
+        return self.observers[frame]
 
 
 def sensor_context(model: SolverModel, case: TwinCase) -> _FullSpaceContext:
-    """The observer of the augmented state ``[x̃, ũ]`` at the case's sensors (bilinear reads
-    of the z-scored fields, noise ``σ_c/s_c`` per channel, sensor-major) and the z-scored
-    readings ``(T, S·C)`` (NaN = missing)."""
-    grid = BilinearGrid(case.points, model.field_shape, model.axes, model.periodic)
+    """The observers of the augmented state ``[x̃, ũ]`` at the case's sensors, one per
+    frame (bilinear reads of the z-scored fields at that frame's positions, noise ``σ_c/s_c``
+    per channel, sensor-major; one shared observer for sensors that stay put), and the
+    z-scored readings ``(T, S·C)`` (NaN = missing)."""
     std = case.noise_std.double() / model.normaliser.channel_std.double()  # (C,)
-    observer = Observer(LeadingBlock(grid, model.n_params), std.repeat(len(case.points)))
+
+    def at(points: Tensor) -> Observer:
+        grid = BilinearGrid(points, model.field_shape, model.axes, model.periodic)
+        return Observer(LeadingBlock(grid, model.n_params), std.repeat(len(points)))
+
+    if case.points.ndim == 3:  # moving sensors: (T, S, 2)
+        observers = [at(p) for p in case.points]
+    else:
+        observers = [at(case.points)] * case.n_frames
     y = model.normaliser.normalise_fields(case.readings.double(), -1).flatten(1)
-    return _FullSpaceContext(observer, y)
+    return _FullSpaceContext(observers, y)
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -355,7 +367,7 @@ class FullSpaceMethod(SolverMethod):
 
     def prepare(self, case: TwinCase) -> _FullSpaceContext:
         context = sensor_context(self.model, case)
-        std = context.observer.noise_std
+        std = context.observer(0).noise_std
         # A filter with a step-stability condition (EnSF) checks it against the sharpest
         # reading, one sensor on a node: an exploded but finite analysis would not fail
         # loudly, it would make the solver crawl at CFL steps of a huge velocity.
@@ -376,7 +388,7 @@ class FullSpaceMethod(SolverMethod):
         assert self.filter is not None  # run() analyses only when a filter is set
         t0 = time.perf_counter()
         E = self.filter.analysis(
-            self.model.to_filter(x, u), context.y[frame], context.observer, gen
+            self.model.to_filter(x, u), context.y[frame], context.observer(frame), gen
         )
         if self.clip_params:
             E = clip_params(E, self.model.state_dim - self.model.n_params)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from latentda.errors import FilterDivergence
+from latentda.errors import DataError, FilterDivergence
 from latentda.experiments.field_twin import (
     FieldMethod,
     FieldTwinResult,
@@ -104,12 +104,15 @@ class Outcome:
 
 def attempt(method: FieldMethod, case: TwinCase, keep_frames: bool = False) -> Outcome:
     """:func:`run_method` with a :class:`Traced` method (``keep_frames`` as there), a
-    diverging ensemble recorded instead of ending the run."""
+    diverging ensemble, or a case the method cannot read (e.g. moving sensors for a
+    fixed-order encoder), recorded instead of ending the run."""
     traced = Traced(method, keep_frames)
     try:
         result = run_method(traced, case)
     except FilterDivergence as exc:
         return Outcome(None, None, str(exc))
+    except DataError as exc:
+        return Outcome(None, None, f"cannot run this case: {exc}")
     if not all(bool(torch.isfinite(v).all()) for v in result.scores.values()):
         return Outcome(None, None, "non-finite scores")
     return Outcome(result, traced.trace)

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from latentda import __version__
 from latentda.data import open_dataset
 from latentda.data.splits import load_split, normaliser_for, split_indices
-from latentda.errors import ConfigError
+from latentda.errors import ConfigError, FilterDivergence
 from latentda.experiments.config import merge, parse_overrides
 from latentda.experiments.field_config import (
     FieldMethodConfig,
@@ -145,6 +145,10 @@ def run_field(
     (both atomically: ``metrics.json`` exists only for a finished run). Returns the
     ``metrics.json`` content.
 
+    Raises :class:`~latentda.errors.FilterDivergence` (nothing written) when no run
+    finished; runs that diverged or could not read their case beside finished ones are
+    listed in ``metrics.json`` (``errors``) and NaN in ``analysis.nc``.
+
     ``metrics.json`` holds, per score (``rel_rmse``, ``rmse``, ``spread``, ``crps``,
     ``coverage90``, ``param_rel_error``), the time mean and the final frame as mean ± std
     over trajectories (seeds averaged first), timings per run, what it is averaged over, the
@@ -180,6 +184,9 @@ def _run(config: FieldRunConfig, out: Path | None, progress: bool) -> dict[str, 
         case = setting.case(config.split, position, seed)
         cases[(position, seed)] = case
         outcomes[(position, seed)] = attempt(method, case, keep_frames=True)
+    if all(o.result is None for o in outcomes.values()):
+        first = next(iter(outcomes.values()))
+        raise FilterDivergence(f"no run finished ({len(outcomes)} tried): {first.error}")
     summary = {
         "method": config.method.tag,
         "label": config.method.label,

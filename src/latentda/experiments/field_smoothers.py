@@ -44,7 +44,7 @@ from latentda.surrogates.model_error import predictive_members
 class LEVDAMethod(FieldMethod):
     """LEVDA (:class:`~latentda.filters.levda.LEVDA`) with a trained LDNet, reading the
     case's sensors directly through the reconstruction net (no encoder: any sensor layout
-    is accepted).
+    is accepted, and sensors that move are read at each frame's positions).
 
     Each frame with a present reading is one observation time; the readings are z-scored
     with the surrogate's training normaliser and the noise std ``σ_c`` becomes ``σ_c/s_c``
@@ -67,9 +67,12 @@ class LEVDAMethod(FieldMethod):
 
     def run(self, case: TwinCase, gen: torch.Generator) -> MethodRun:
         sur = self.surrogate
-        check_readings(case.readings, len(case.points), sur.ldnet.n_channels)
+        check_readings(case.readings, case.points.shape[-2], sur.ldnet.n_channels)
+        moving = case.points.ndim == 3  # (T, S, 2): each frame read where its sensors are
         readings = [
-            LatentReadings.from_physical(sur, t, case.points, case.readings[t], case.noise_std)
+            LatentReadings.from_physical(
+                sur, t, case.points[t] if moving else case.points, case.readings[t], case.noise_std
+            )
             for t in range(case.n_frames)
         ]
         result = self.smoother.assimilate(sur, readings, case.n_frames, gen)

@@ -21,7 +21,7 @@ from latentda.systems.base import System, integrate
 
 #: Offsets giving each random stream its own seed, so that changing the method never changes
 #: the truth or the observations (all methods see the same data for the same seed).
-_STREAMS = {"truth": 0, "obs": 1, "init": 2, "filter": 3, "missing": 4}
+_STREAMS = {"truth": 0, "obs": 1, "init": 2, "filter": 3, "missing": 4, "times": 5}
 
 
 def stream(seed: int, name: str) -> torch.Generator:

@@ -279,26 +279,29 @@ class FourDEnVar:
         ensemble: Tensor,
         propagate: Propagator,
         ys: Tensor,
-        observer: Observer,
+        observer: Observer | Sequence[Observer],
         gen: torch.Generator,
     ) -> WindowAnalysis:
         """Assimilate the readings ``ys`` ``(K, m)`` (NaN = missing) of the window's ``K`` new
         observation times into the window-start ensemble ``(N, d)``.
 
         ``propagate`` maps window-start states ``(B, d)`` to the states at the ``K`` times.
-        With no present reading the analysis is the background itself (no inflation, as for
-        the filters).
+        ``observer`` is one observer for all ``K`` times or one per time (moving sensors),
+        each with ``m`` readings. With no present reading the analysis is the background
+        itself (no inflation, as for the filters).
         """
         n = ensemble.shape[0]
         if ensemble.ndim != 2 or n < 2:
             raise DataError(f"ensemble must be (N >= 2, d), got {tuple(ensemble.shape)}")
-        if ys.ndim != 2 or ys.shape[1] != observer.out_dim:
-            raise DataError(
-                f"window readings have shape {tuple(ys.shape)}, expected (K, {observer.out_dim})"
-            )
+        observers = [observer] * len(ys) if isinstance(observer, Observer) else list(observer)
+        if len(observers) != len(ys):
+            raise DataError(f"{len(observers)} observers for {len(ys)} observation times")
+        m = observers[0].out_dim if observers else 0
+        if ys.ndim != 2 or any(o.out_dim != ys.shape[1] for o in observers):
+            raise DataError(f"window readings have shape {tuple(ys.shape)}, expected (K, {m})")
         dtype, device = ensemble.dtype, ensemble.device
         present = present_mask(ys)
-        std = observer.noise_std.to(dtype=dtype, device=device)
+        stds = [o.noise_std.to(dtype=dtype, device=device) for o in observers]
         mu, A = mean_anomalies(ensemble)
         root = math.sqrt(n - 1)
         eye = torch.eye(n, dtype=dtype, device=device)
@@ -318,7 +321,7 @@ class FourDEnVar:
                 idx = present[k]
                 if not bool(idx.any()):
                     continue
-                Y = observer(state)[:, idx]
+                Y, std = observers[k](state)[:, idx], stds[k]
                 if not bool(torch.isfinite(Y).all()):
                     raise FilterDivergence(
                         f"4denvar: the window forecast became non-finite (NaN/Inf) at "

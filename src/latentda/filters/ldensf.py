@@ -386,8 +386,9 @@ class LDEnSF:
         gen
             The only source of randomness (prior draw, jitter, EnSF noise).
         points
-            Sensor coordinates ``(S, 2)`` in grid units if they differ from the training
-            layout (location-aware encoders only); ``None``: the training layout.
+            Sensor coordinates in grid units, ``(S, 2)`` or ``(T, S, 2)`` for sensors that
+            move; other positions than the training layout need a location-aware encoder.
+            ``None``: the training layout.
 
         Raises
         ------
@@ -421,7 +422,8 @@ class LDEnSF:
                 if observed[t]:
                     t0 = time.perf_counter()
                     assert encoder is not None and sigma is not None  # observed[t]
-                    phi, state = encoder(y[t][None, None], loc, state)
+                    at = loc[t] if loc.ndim == 3 else loc  # moving sensors: (T, S, 2)
+                    phi, state = encoder(y[t][None, None], at, state)
                     phis[t] = phi[0, 0]
                     analysis = whitened_analysis(self.ensf, kappa, phis[t], sigma, gen)
                     kappa = self._clip(analysis, d_s)
@@ -446,8 +448,10 @@ class LDEnSF:
 
     @staticmethod
     def _check(sur: LatentSurrogate, readings: Tensor, points: Tensor | None) -> None:
-        n_sensors = len(sur.sensors if points is None else points)
+        n_sensors = (sur.sensors if points is None else points).shape[-2]
         check_readings(readings, n_sensors, sur.ldnet.n_channels, min_frames=1)
+        if points is not None and points.ndim == 3 and len(points) != len(readings):
+            raise DataError(f"{len(points)} sensor positions for {len(readings)} frames")
         moved = points is not None and not (
             points.shape == sur.sensors.shape and torch.allclose(points.double(), sur.sensors)
         )
