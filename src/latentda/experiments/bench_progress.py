@@ -5,8 +5,9 @@ A benchmark tunes and tests one method of one observation setting at a time (hou
 (``.json``: the key, the tuning record and per-case metadata; ``.safetensors``: the
 per-frame scores and traces), atomically. Running the same command again loads every pair
 whose key still matches and computes only the rest. The key covers everything a result
-depends on: the benchmark configuration (except the method list and the thread count, so
-adding a method keeps the others), the method, and the trained artefacts (by their
+depends on: the benchmark configuration (except the lists of methods and settings and the
+thread count, so adding a method or a setting keeps the others), the setting's name, the
+method, and the trained artefacts (by their
 content-hash directory names).
 """
 
@@ -24,7 +25,7 @@ from latentda.experiments.field_twin import FieldTwinResult
 from latentda.io import atomic_write, write_json
 
 #: Configuration keys that do not change a method's results.
-_NEUTRAL = ("methods", "threads")
+_NEUTRAL = ("methods", "settings", "threads")
 
 
 def progress_key(
@@ -82,7 +83,7 @@ class Progress:
             )
             trace = None
             if f"{tag}/final_mean" in tensors:
-                trace = Trace(tensors[f"{tag}/final_mean"], tensors[f"{tag}/params"])
+                trace = Trace(tensors[f"{tag}/final_mean"].double(), tensors[f"{tag}/params"])
             outcomes[(pos, seed)] = Outcome(result, trace)
         return meta["tuning"], outcomes
 
@@ -113,7 +114,8 @@ class Progress:
                 for k, v in r.scores.items():
                     tensors[f"{tag}/scores/{k}"] = v.double().contiguous()
                 if o.trace is not None:
-                    tensors[f"{tag}/final_mean"] = o.trace.final_mean.double().contiguous()
+                    # float32, as the store keeps the truth: the figures need no more.
+                    tensors[f"{tag}/final_mean"] = o.trace.final_mean.float().contiguous()
                     tensors[f"{tag}/params"] = o.trace.params.double().contiguous()
             cases.append(entry)
         meta_path.unlink(missing_ok=True)
