@@ -231,14 +231,6 @@ def _pseudo_time(where: str, steps: int, eps_alpha: float, eps_beta: float) -> N
             raise ConfigError(f"{where}.{key} must be < 1, got {value}")
 
 
-def _window(where: str, cfg: LEVDAConfig | FourDEnVarFieldConfig) -> None:
-    _ensemble(where, cfg.ensemble_size)
-    try:
-        check_window_knobs(cfg.window, cfg.shift, cfg.iterations, cfg.tolerance, cfg.inflation)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}.{exc}") from None
-
-
 @FieldMethodConfig.register
 @dataclass
 class LDEnSFConfig(FieldMethodConfig):
@@ -431,35 +423,52 @@ class FullNoAssimilationConfig(FieldMethodConfig):
         return no_assimilation_method(ctx.ds, self.ensemble_size, ctx.normaliser)
 
 
-@FieldMethodConfig.register
 @dataclass
-class LEVDAConfig(FieldMethodConfig):
-    """``levda``: latent ensemble-variational smoother through the LDNet (no encoder):
-    ``window`` observation times per window sliding by ``shift`` (default ``window``), at
-    most ``iterations`` Gauss–Newton steps until ``‖Δw‖ < tolerance``, ``inflation`` of the
-    window-start analysis, parameter random walk ``param_jitter`` per window;
-    ``model_error``: the LDNet's own error is added to the readings' noise variance and
-    carried by the scored members (:class:`~latentda.filters.levda.LEVDA`)."""
+class _WindowConfig(FieldMethodConfig):
+    """The knobs of a window smoother: ``window`` observation times per window sliding by
+    ``shift`` (default ``window``: disjoint windows), at most ``iterations`` Gauss–Newton
+    steps until ``‖Δw‖ < tolerance``, ``inflation`` of the window-start analysis; the
+    benchmark searches window × inflation."""
 
-    tag: ClassVar[str] = "levda"
-    label: ClassVar[str] = "LEVDA"
-    needs: ClassVar[tuple[str, ...]] = ("ldnet",)
     grid: ClassVar[dict[str, list[Any]]] = {
         "window": [4, 2, 8, 1],
         "inflation": [1.0, 1.1],
     }
-    name: str = "levda"
+    name: str = ""
     ensemble_size: int = 20
     window: int = 4
     shift: int | None = None
     iterations: int = 10
     tolerance: float = 1e-3
     inflation: float = 1.0
+
+    def validate(self, where: str) -> None:
+        _ensemble(where, self.ensemble_size)
+        try:
+            check_window_knobs(
+                self.window, self.shift, self.iterations, self.tolerance, self.inflation
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.{exc}") from None
+
+
+@FieldMethodConfig.register
+@dataclass
+class LEVDAConfig(_WindowConfig):
+    """``levda``: latent ensemble-variational smoother through the LDNet (no encoder), with
+    the window knobs, a parameter random walk ``param_jitter`` per window and
+    ``model_error``: the LDNet's own error added to the readings' noise variance and carried
+    by the scored members (:class:`~latentda.filters.levda.LEVDA`)."""
+
+    tag: ClassVar[str] = "levda"
+    label: ClassVar[str] = "LEVDA"
+    needs: ClassVar[tuple[str, ...]] = ("ldnet",)
+    name: str = "levda"
     param_jitter: float = 0.0
     model_error: bool = True
 
     def validate(self, where: str) -> None:
-        _window(where, self)
+        super().validate(where)
         non_negative(where, param_jitter=self.param_jitter)
 
     def build(self, ctx: MethodContext) -> FieldMethod:
@@ -478,26 +487,14 @@ class LEVDAConfig(FieldMethodConfig):
 
 @FieldMethodConfig.register
 @dataclass
-class FourDEnVarFieldConfig(FieldMethodConfig):
-    """``4denvar``: full-state 4DEnVar on ``[fields, parameters]`` with the solver; knobs as
-    LEVDA's."""
+class FourDEnVarFieldConfig(_WindowConfig):
+    """``4denvar``: full-state 4DEnVar on ``[fields, parameters]`` with the solver and the
+    window knobs (a stricter default ``tolerance``, :class:`FourDEnVar`'s)."""
 
     tag: ClassVar[str] = "4denvar"
     label: ClassVar[str] = "4DEnVar (full state)"
-    grid: ClassVar[dict[str, list[Any]]] = {
-        "window": [4, 2, 8, 1],
-        "inflation": [1.0, 1.1],
-    }
     name: str = "4denvar"
-    ensemble_size: int = 20
-    window: int = 4
-    shift: int | None = None
-    iterations: int = 10
     tolerance: float = 1e-4
-    inflation: float = 1.0
-
-    def validate(self, where: str) -> None:
-        _window(where, self)
 
     def build(self, ctx: MethodContext) -> FieldMethod:
         smoother = FourDEnVar(
