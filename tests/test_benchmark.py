@@ -119,7 +119,7 @@ def test_writes_results_tables_and_figures_for_every_method(first: dict[str, Any
         for m in setting["methods"].values():
             assert m["n_trajectories"] == N_TEST and m["n_finished"] == N_TEST, m["errors"]
             assert m["seeds"] == [0] and m["latent_dim"] > 0
-            for key in ("rel_rmse", "param_rel_error", "crps", "coverage90"):
+            for key in ("rel_rmse", "param_rel_error", "crps", "coverage90", "spread_skill"):
                 assert np.isfinite(m[key]["time_mean"]["mean"]), key
                 assert np.isfinite(m[key]["final"]["std"]), key
             assert set(m["timings"]) >= {"dynamics_s", "filter_s", "reconstruction_s"}

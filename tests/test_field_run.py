@@ -62,6 +62,8 @@ def test_ldensf_run_writes_metrics_and_analysis(ldensf_run: Path, kolmo_store: P
     # field scores as the stored rel_rmse against the store's truth.
     per_run = ds["rel_rmse"].mean("time").values
     assert float(per_run.mean()) == pytest.approx(metrics["rel_rmse"]["time_mean"]["mean"])
+    ratio = ds["spread"].mean("time").values / ds["rmse"].mean("time").values
+    assert float(ratio.mean()) == pytest.approx(metrics["spread_skill"]["time_mean"]["mean"])
     truth = store["fields"].values[int(ds["trajectory"][0])]
     err = ds["mean"].values[0] - truth
     rel = np.sqrt((err**2).sum((1, 2, 3)) / (truth**2).sum((1, 2, 3)))

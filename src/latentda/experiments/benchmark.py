@@ -716,20 +716,21 @@ def format_tables(results: dict[str, Any]) -> str:
             "### Table 3: accuracy (mean ± std over test trajectories)",
             "",
             "| method | knobs | rel. RMSE (time mean) | rel. RMSE (final) | "
-            "param. rel. error (final) | CRPS (time mean) | 90 % coverage | runs |",
-            "|---|---|---|---|---|---|---|---|",
+            "param. rel. error (final) | CRPS (time mean) | 90 % coverage | spread/RMSE | runs |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for m in setting["methods"].values():
             runs = f"{m['n_finished']}/{m['n_runs']}"
             if "rel_rmse" not in m:
                 lines.append(
-                    f"| {m['label']} | {_knobs(m['knobs'])} | – | – | – | – | – | {runs} |"
+                    f"| {m['label']} | {_knobs(m['knobs'])} | – | – | – | – | – | – | {runs} |"
                 )
                 continue
             lines.append(
                 f"| {m['label']} | {_knobs(m['knobs'])} | {_pm(m['rel_rmse']['time_mean'])} | "
                 f"{_pm(m['rel_rmse']['final'])} | {_pm(m['param_rel_error']['final'])} | "
-                f"{_pm(m['crps']['time_mean'])} | {_pm(m['coverage90']['time_mean'], 2)} | {runs} |"
+                f"{_pm(m['crps']['time_mean'])} | {_pm(m['coverage90']['time_mean'], 2)} | "
+                f"{_pm(m['spread_skill']['time_mean'], 2)} | {runs} |"
             )
     lines.append("")
     return "\n".join(lines)

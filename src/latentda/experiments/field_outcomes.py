@@ -10,6 +10,7 @@ outcomes of many cases into mean ± std over trajectories.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -150,6 +151,13 @@ def summarise(
             "time_mean": stat(FieldTwinResult.time_means, key),
             "final": stat(FieldTwinResult.final, key),
         }
+    # Spread-skill ratio: mean spread over mean RMSE of the ensemble mean (1 for a
+    # calibrated ensemble, up to the finite-N factor √((N+1)/N)); at the final frame, the
+    # ratio there.
+    summary["spread_skill"] = {
+        "time_mean": stat(lambda r: _ratio(r.time_means()), "ratio"),
+        "final": stat(lambda r: _ratio(r.final()), "ratio"),
+    }
     timings = {k: float(np.mean([r.timings[k] for r in results])) for k in results[0].timings}
     frames = torch.stack([r.scores["rel_rmse"] for r in results])  # (runs, T)
     dyn = timings.get("dynamics_s", 0.0)
@@ -169,3 +177,8 @@ def summarise(
         }
     )
     return summary
+
+
+def _ratio(scores: dict[str, float]) -> dict[str, float]:
+    """``{"ratio": spread / rmse}`` of one run's scores (inf for an exact mean)."""
+    return {"ratio": scores["spread"] / scores["rmse"] if scores["rmse"] > 0 else math.inf}
