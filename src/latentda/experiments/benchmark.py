@@ -373,40 +373,36 @@ class Trajectories:
 
 
 def tune(
-    specs: dict[str, type[FieldMethodConfig]],
+    spec: type[FieldMethodConfig],
     context: MethodContext,
     ensemble_size: int,
     cases: list[TwinCase],
     budget: int,
     progress: bool,
-) -> dict[str, dict[str, Any]]:
-    """Each method's knobs by grid search on validation ``cases`` over the first ``budget``
+) -> dict[str, Any]:
+    """A method's knobs by grid search on validation ``cases`` over the first ``budget``
     combinations of its grid: the one with the lowest mean over cases of the time-mean
-    relative RMSE (a diverged run counts as ``inf``; ties keep the earlier one). Returns per
-    method the grid, every trial and the choice."""
-    out = {}
-    for name, spec in specs.items():
-        grid = spec.candidates()[:budget]
-        trials = []
-        for knobs in tqdm(grid, disable=not progress, desc=f"tune {name}", leave=False):
-            method = spec.with_knobs(ensemble_size, **knobs).build(context)
-            scores, errors = [], []
-            for case in cases:
-                o = attempt(method, case)
-                scores.append(math.inf if o.result is None else o.result.time_means()["rel_rmse"])
-                if o.error:
-                    errors.append(o.error)
-            trials.append(
-                {"knobs": knobs, "val_rel_rmse": float(np.mean(scores)), "errors": errors}
-            )
-        best = min(range(len(trials)), key=lambda i: trials[i]["val_rel_rmse"])
-        out[name] = {
-            "grid": spec.grid,
-            "trials": trials,
-            "chosen": trials[best]["knobs"],
-            "runs": len(trials) * len(cases),
-        }
-    return out
+    relative RMSE (a diverged run counts as ``inf``; ties keep the earlier one). Returns the
+    grid, every trial and the choice."""
+    trials = []
+    for knobs in tqdm(
+        spec.candidates()[:budget], disable=not progress, desc=f"tune {spec.tag}", leave=False
+    ):
+        method = spec.with_knobs(ensemble_size, **knobs).build(context)
+        scores, errors = [], []
+        for case in cases:
+            o = attempt(method, case)
+            scores.append(math.inf if o.result is None else o.result.time_means()["rel_rmse"])
+            if o.error:
+                errors.append(o.error)
+        trials.append({"knobs": knobs, "val_rel_rmse": float(np.mean(scores)), "errors": errors})
+    best = min(range(len(trials)), key=lambda i: trials[i]["val_rel_rmse"])
+    return {
+        "grid": spec.grid,
+        "trials": trials,
+        "chosen": trials[best]["knobs"],
+        "runs": len(trials) * len(cases),
+    }
 
 
 def full_order_dynamics(ds: xr.Dataset, members: int, seed: int) -> dict[str, Any]:
@@ -467,9 +463,7 @@ def run_setting(
             log(f"setting {setting.name}, {name}: reused {saved.root / setting.name / name}")
             tuning[name], outcomes[name] = done
             continue
-        tuning[name] = tune({name: spec}, context, n, val_cases, config.tuning_budget, progress)[
-            name
-        ]
+        tuning[name] = tune(spec, context, n, val_cases, config.tuning_budget, progress)
         method = spec.with_knobs(n, **tuning[name]["chosen"]).build(context)
         outcomes[name] = {
             pair: attempt(method, cases[pair])
