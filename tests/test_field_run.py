@@ -104,6 +104,20 @@ def test_levda_runs_without_an_encoder_and_is_reproducible(
     assert a["config"]["method"]["iterations"] == 3
 
 
+def test_moving_sensors_at_random_times_are_written(
+    kolmo_store: Path, surrogate_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    text = experiment(kolmo_store, surrogate_dirs, "{name: levda, ensemble_size: 8, window: 2}")
+    data = {**_yaml(text), "trajectories": [1]}
+    data["observations"].update(drift=0.5, times="random", every=2)
+    summary = run_field(field_run_config(data), tmp_path / "out")
+    ds = xr.open_dataset(tmp_path / "out" / "analysis.nc", engine="h5netcdf")
+    assert ds["sensor_points"].dims == ("time", "sensor", "axis")
+    assert ds["sensor_points"].shape == (10, 16, 2)
+    observed = np.isfinite(ds["readings"].values[0]).any((1, 2))
+    assert observed[0] and observed.sum() == summary["n_observed_frames"] < 10
+
+
 def test_no_assimilation_needs_no_encoder(
     kolmo_store: Path, surrogate_dirs: tuple[Path, Path]
 ) -> None:

@@ -105,6 +105,9 @@ def test_a_fixed_order_encoder_cannot_read_moving_sensors(
     moving = Setting("moving", SettingConfig(ny=4, nx=4, drift=0.5), ds, normaliser, seed=0)
     outcome = attempt(METHODS["ldensf"].with_knobs(8).build(ctx), moving.case("test", 0, 0))
     assert outcome.result is None and "fixed-order encoder" in (outcome.error or "")
+    # The no-assimilation reference encodes nothing: the same encoder loaded does not stop it.
+    free = attempt(METHODS["no_assimilation"].with_knobs(8).build(ctx), moving.case("test", 0, 0))
+    assert free.result is not None, free.error
 
 
 def test_levda_follows_moving_sensors_at_random_times(

@@ -4,11 +4,12 @@ A benchmark tunes and tests one method of one observation setting at a time (hou
 ``bench`` size); each finished pair is written to ``OUT/progress/<setting>/<method>``
 (``.json``: the key, the tuning record and per-case metadata; ``.safetensors``: the
 per-frame scores and traces), atomically. Running the same command again loads every pair
-whose key still matches and computes only the rest. The key covers everything a result
-depends on: the benchmark configuration (except the lists of methods and settings and the
-thread count, so adding a method or a setting keeps the others), the setting's name, the
-method, and the trained artefacts (by their
-content-hash directory names).
+whose key still matches and computes only the rest. The key (:func:`progress_key`) holds
+what a result depends on and nothing more: the package version, the data's fingerprint, the
+test and validation trajectories, ensemble size, seeds and tuning budget, the setting's
+observations, the method with its default knobs and grid, and the artefacts it reads (by
+their content-hash directory names). A code change within one version is not in it: clear
+``OUT/progress`` (or the method's files there) after changing a method.
 """
 
 from __future__ import annotations
@@ -20,23 +21,57 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from latentda import __version__
+from latentda.experiments.field_config import FieldMethodConfig
 from latentda.experiments.field_outcomes import Outcome, Trace
 from latentda.experiments.field_twin import FieldTwinResult
 from latentda.io import atomic_write, write_json
+from latentda.schema import to_dict
 
-#: Configuration keys that do not change a method's results.
-_NEUTRAL = ("methods", "settings", "threads")
+#: Benchmark configuration keys a method's results depend on besides its setting's
+#: observations, its own knobs and the data: which trajectories, how many members, which
+#: seeds, how much tuning, and the seed placing random sensor layouts.
+_RUN_KEYS = ("test_trajectories", "val_trajectories", "ensemble_size", "seeds", "tuning_budget")
 
 
 def progress_key(
-    config: dict[str, Any], setting: str, method: str, artefacts: dict[str, Path]
+    config: dict[str, Any],
+    data: str,
+    setting: str,
+    method: type[FieldMethodConfig],
+    artefacts: dict[str, Path],
+    sensor_seed: int,
 ) -> dict[str, Any]:
-    """What the results of ``method`` in ``setting`` depend on (JSON-able)."""
+    """What the results of ``method`` in ``setting`` depend on (JSON-able), and nothing
+    else, so that changing one setting, method or surrogate keeps the others' results.
+
+    Parameters
+    ----------
+    config
+        The benchmark configuration as plain data (``to_dict``).
+    data
+        The store's fingerprint.
+    setting
+        The setting's name (its observation config is taken from ``config``).
+    method
+        The method's config class: its key, default knobs and knob grid enter the key.
+    artefacts
+        The setting's trained artefacts; those the method needs enter by their
+        content-hash directory names.
+    sensor_seed
+        The seed placing random layouts.
+    """
     return {
-        "config": {k: v for k, v in config.items() if k not in _NEUTRAL},
+        "latentda": __version__,
+        "data": data,
+        "run": {k: config[k] for k in _RUN_KEYS},
+        "sensor_seed": sensor_seed,
         "setting": setting,
-        "method": method,
-        "artefacts": {k: Path(v).name for k, v in sorted(artefacts.items())},
+        "observations": config[setting],
+        "method": method.tag,
+        "defaults": to_dict(method.with_knobs(config["ensemble_size"])),
+        "grid": method.grid,
+        "artefacts": {k: Path(artefacts[k]).name for k in sorted(method.needs)},
     }
 
 

@@ -26,6 +26,7 @@ one entry there.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -449,28 +450,44 @@ def run_setting(
     """Per method: tune on ``val`` (first seed), then run on ``test`` × seeds; every case
     is built once and shared by all methods (same readings). Each finished method is saved
     in ``saved`` and, on a later run with the same key, loaded instead of recomputed."""
-    val_cases = [setting.case("val", p, config.seeds[0]) for p in val.positions]
     pairs = [(p, s) for p in test.positions for s in config.seeds]
-    cases = {(p, s): setting.case("test", p, s) for p, s in pairs}
+
+    # Cases are observed once, when a method first needs them (not at all for a setting
+    # whose methods are all reused from progress, but for the figures' first one).
+    @functools.cache
+    def val_cases() -> list[TwinCase]:
+        return [setting.case("val", p, config.seeds[0]) for p in val.positions]
+
+    @functools.cache
+    def case(pair: tuple[int, int]) -> TwinCase:
+        return setting.case("test", *pair)
+
     n = config.ensemble_size
     tuning: dict[str, dict[str, Any]] = {}
     outcomes: dict[str, dict[tuple[int, int], Outcome]] = {}
     plain = to_dict(config)
     for name, spec in specs.items():
-        key = progress_key(plain, setting.name, name, context.artefacts)
+        key = progress_key(
+            plain,
+            fingerprint(setting.ds),
+            setting.name,
+            spec,
+            context.artefacts,
+            config.sensor_seed,
+        )
         done = saved.load(key)
         if done is not None:
             log(f"setting {setting.name}, {name}: reused {saved.root / setting.name / name}")
             tuning[name], outcomes[name] = done
             continue
-        tuning[name] = tune(spec, context, n, val_cases, config.tuning_budget, progress)
+        tuning[name] = tune(spec, context, n, val_cases(), config.tuning_budget, progress)
         method = spec.with_knobs(n, **tuning[name]["chosen"]).build(context)
         outcomes[name] = {
-            pair: attempt(method, cases[pair])
+            pair: attempt(method, case(pair))
             for pair in tqdm(pairs, disable=not progress, desc=f"test {setting.name} {name}")
         }
         saved.save(key, tuning[name], outcomes[name])
-    return SettingRun(setting, tuning, outcomes, cases[pairs[0]])
+    return SettingRun(setting, tuning, outcomes, case(pairs[0]))
 
 
 def run_benchmark(

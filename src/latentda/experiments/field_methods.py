@@ -576,7 +576,7 @@ class LatentEnSFMethod(SolverMethod):
         if not same:
             raise DataError(
                 f"Latent-EnSF's VAE reads its {len(self.sensors)} training sensors in a "
-                f"fixed order; this case has {len(case.points)} sensors elsewhere"
+                f"fixed order; this case has {case.points.shape[-2]} sensors elsewhere"
             )
         y = self.vae_normaliser.normalise_fields(case.readings.double(), -1)
         return y.flatten(1).float()  # (T, S·C), sensor-major like the VAE's training readings

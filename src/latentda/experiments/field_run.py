@@ -99,10 +99,16 @@ class FieldRunConfig:
     def validate(self, where: str) -> None:
         if isinstance(self.trajectories, int):
             positive(where, trajectories=self.trajectories)
-        elif not self.trajectories or min(self.trajectories) < 0:
-            raise ConfigError(f"{where}.trajectories: give positions >= 0, got {self.trajectories}")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"{where}.seeds: give distinct seeds, got {self.seeds}")
+        elif (
+            not self.trajectories
+            or min(self.trajectories) < 0
+            or len(set(self.trajectories)) != len(self.trajectories)
+        ):
+            raise ConfigError(
+                f"{where}.trajectories: give distinct positions >= 0, got {self.trajectories}"
+            )
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+            raise ConfigError(f"{where}.seeds: give distinct seeds >= 0, got {self.seeds}")
         if self.threads is not None:
             positive(where, threads=self.threads)
         given = self.surrogates.artefacts()
@@ -255,7 +261,11 @@ def analysis_dataset(
             ("run", "time", "sensor", "channel"),
             np.stack([cases[k].readings.double().numpy() for k in keys]),
         ),
-        "sensor_points": (("sensor", "axis"), first.points.double().numpy()),
+        # (sensor, axis), or (time, sensor, axis) for sensors that move.
+        "sensor_points": (
+            ("time", "sensor", "axis")[3 - first.points.ndim :],
+            first.points.double().numpy(),
+        ),
         **{k: (("run", "time"), v) for k, v in scores.items()},
     }
     store_index = split_indices(ds, first.split)

@@ -410,9 +410,11 @@ class LDEnSF:
             If the ensemble becomes non-finite; the message names the frame.
         """
         sur, model = surrogate, surrogate.ldnet
-        self._check(sur, readings, points)
-        d_s = sur.latent_dim
+        n_sensors = (sur.sensors if points is None else points).shape[-2]
+        check_readings(readings, n_sensors, sur.ldnet.n_channels, min_frames=1)
         observed = present_mask(readings).flatten(1).any(1)  # (T,)
+        self._check_points(sur, readings, points, bool(observed.any()))
+        d_s = sur.latent_dim
         self._warn_schedule(observed, sur.every)
         loc = sur.unit(sur.sensors if points is None else points)
         y = sur.normaliser.normalise_fields(readings.double(), channel_axis=-1)
@@ -461,15 +463,16 @@ class LDEnSF:
         return clip_params(kappa, d_s) if self.clip_params else kappa
 
     @staticmethod
-    def _check(sur: LatentSurrogate, readings: Tensor, points: Tensor | None) -> None:
-        n_sensors = (sur.sensors if points is None else points).shape[-2]
-        check_readings(readings, n_sensors, sur.ldnet.n_channels, min_frames=1)
+    def _check_points(
+        sur: LatentSurrogate, readings: Tensor, points: Tensor | None, encodes: bool
+    ) -> None:
         if points is not None and points.ndim == 3 and len(points) != len(readings):
             raise DataError(f"{len(points)} sensor positions for {len(readings)} frames")
         moved = points is not None and not (
             points.shape == sur.sensors.shape and torch.allclose(points.double(), sur.sensors)
         )
-        if moved and isinstance(sur.encoder, FixedOrderEncoder):
+        # Without a present reading nothing is encoded (the no-assimilation reference).
+        if encodes and moved and isinstance(sur.encoder, FixedOrderEncoder):
             raise DataError(
                 f"these readings come from other sensors than the {len(sur.sensors)} a "
                 "fixed-order encoder was trained on: train a location-aware encoder "
@@ -480,9 +483,9 @@ class LDEnSF:
     def _warn_schedule(observed: Tensor, every: int) -> None:
         expected = torch.arange(len(observed)) % every == 0
         if observed.any() and not torch.equal(observed, expected):
+            # One message per schedule (not per stream), so the warnings filter shows it once.
             warnings.warn(
-                f"observed frames {torch.nonzero(observed).flatten().tolist()[:8]}… differ "
-                f"from the encoder's training schedule (frames 0, {every}, {2 * every}, …): "
-                "its latent estimates may be off",
+                f"the observed frames differ from the encoder's training schedule (frames 0, "
+                f"{every}, {2 * every}, …): its latent estimates may be off",
                 stacklevel=3,
             )
