@@ -60,6 +60,7 @@ from latentda.experiments.field_config import (
 )
 from latentda.experiments.field_outcomes import Outcome, attempt, summarise
 from latentda.experiments.field_twin import TwinCase
+from latentda.experiments.threads import torch_threads
 from latentda.experiments.twin import stream
 from latentda.io import atomic_write, prepare_output, write_json
 from latentda.schema import parse, positive, to_dict
@@ -505,13 +506,8 @@ def run_benchmark(
     need are in the cache (e.g. to train them on one machine and benchmark on another) and
     returns the artefacts' directories, ``{setting: {kind: path}}``; nothing else is
     written."""
-    threads = torch.get_num_threads()
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads):
         return _run_benchmark(config, Path(out), cache, progress, log, surrogates_only)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run_benchmark(

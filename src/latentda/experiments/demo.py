@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from latentda.experiments.config import twin_config
 from latentda.experiments.run import run_twin
+from latentda.experiments.threads import torch_threads
 
 #: The embedded default of the L96 demo; each method entry overrides ``method``.
 SAKOV2008: dict[str, Any] = {
@@ -58,9 +57,7 @@ def run_l96_demo(cycles: int | None = None, progress: bool = True) -> list[dict[
     """
     rows = []
     data = None
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         for method in DEMO_METHODS:
             raw = {**SAKOV2008, "method": method}
             if cycles is not None:
@@ -69,8 +66,6 @@ def run_l96_demo(cycles: int | None = None, progress: bool = True) -> list[dict[
             summary, result = run_twin(cfg, progress=progress, data=data)
             data = result.data
             rows.append({"label": _label(method), **summary})
-    finally:
-        torch.set_num_threads(threads)
     return rows
 
 

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
@@ -40,7 +39,9 @@ from latentda.experiments.field_config import (
     SettingConfig,
 )
 from latentda.experiments.field_outcomes import Outcome, attempt, summarise
-from latentda.io import atomic_write, prepare_output, write_json
+from latentda.experiments.results import write_run
+from latentda.experiments.threads import torch_threads
+from latentda.io import prepare_output
 from latentda.schema import parse, positive, to_dict
 
 
@@ -165,13 +166,8 @@ def run_field(
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
         prepare_output(out_dir)
-    threads = torch.get_num_threads()
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads):
         return _run(config, out_dir, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(config: FieldRunConfig, out: Path | None, progress: bool) -> dict[str, Any]:
@@ -210,9 +206,7 @@ def _run(config: FieldRunConfig, out: Path | None, progress: bool) -> dict[str, 
         "config": to_dict(config),
     }
     if out is not None:
-        runs = analysis_dataset(ds, setting, outcomes, cases, summary)
-        atomic_write(out / "analysis.nc", lambda tmp: runs.to_netcdf(tmp, engine="h5netcdf"))
-        write_json(out / "metrics.json", summary)
+        write_run(out, summary, analysis_dataset(ds, setting, outcomes, cases, summary))
     return summary
 
 

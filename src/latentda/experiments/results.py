@@ -55,8 +55,9 @@ def analysis_dataset(result: TwinResult, dt: float, attrs: dict[str, Any]) -> xr
     return ds
 
 
-def write_run(out: Path, result: TwinResult, summary: dict[str, Any], ds: xr.Dataset) -> None:
-    """Write ``out/analysis.nc`` and then ``out/metrics.json``, each atomically."""
+def write_run(out: Path, summary: dict[str, Any], ds: xr.Dataset) -> None:
+    """Write ``out/analysis.nc`` and then ``out/metrics.json``, each atomically (so
+    ``metrics.json`` exists only for a finished run)."""
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "analysis.nc", lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
     write_json(out / "metrics.json", summary)

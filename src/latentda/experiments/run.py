@@ -52,7 +52,7 @@ def run_twin(
     if out_dir is not None:
         attrs = {"method": summary["method"], "seed": config.seed, "config": summary["config"]}
         ds = analysis_dataset(result, experiment.system.dt, attrs)
-        write_run(out_dir, result, summary, ds)
+        write_run(out_dir, summary, ds)
     return summary, result
 
 
