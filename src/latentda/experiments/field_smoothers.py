@@ -31,13 +31,12 @@ from torch import Tensor
 
 from latentda.errors import DataError
 from latentda.experiments.field_methods import SolverModel, sensor_context
-from latentda.experiments.field_twin import FieldMethod, MethodRun, TwinCase
+from latentda.experiments.field_twin import FieldMethod, MethodRun, TwinCase, latent_members
 from latentda.filters.ensemble import check_finite, clip_params
 from latentda.filters.envar import FourDEnVar, WindowBlock, cycle_windows
 from latentda.filters.ldensf import LatentSurrogate, check_readings
 from latentda.filters.levda import LEVDA, LatentReadings
 from latentda.observations.observer import present_mask
-from latentda.surrogates.model_error import predictive_members
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,20 +75,8 @@ class LEVDAMethod(FieldMethod):
             for t in range(case.n_frames)
         ]
         result = self.smoother.assimilate(sur, readings, case.n_frames, gen)
-
-        def members(t: int) -> Tensor:
-            return result.reconstruct([t], members=True)[0]
-
-        if self.model_error:
-            members = predictive_members(
-                members,
-                sur.require_model_error("levda (model_error=True)"),
-                sur.normaliser.channel_std,
-                (case.seed, case.trajectory_index),
-                result.timings,
-            )
         return MethodRun(
-            members=members,
+            members=latent_members(result, case, self.model_error, self.name),
             params=result.params,
             timings=result.timings,
             n_observed=result.n_observed,

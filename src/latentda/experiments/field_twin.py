@@ -27,7 +27,7 @@ from latentda.data.normalise import Normaliser
 from latentda.data.splits import load_split
 from latentda.errors import DataError
 from latentda.experiments.twin import stream
-from latentda.filters.ldensf import LatentSurrogate, LDEnSF
+from latentda.filters.ldensf import LatentSurrogate, LatentTrajectory, LDEnSF
 from latentda.observations.sensors import SensorConfig
 from latentda.surrogates.model_error import predictive_members
 from latentda.surrogates.sensing import Geometry, noisy
@@ -386,25 +386,36 @@ class LDEnSFMethod(FieldMethod):
             readings = torch.full_like(readings, float("nan"))
         # LDEnSF refuses other points than a fixed-order encoder's own.
         result = self.filter.assimilate(self.surrogate, readings, gen, case.points)
-
-        def members(t: int) -> Tensor:
-            return result.reconstruct([t], members=True)[0]
-
-        if self.model_error:
-            members = predictive_members(
-                members,
-                self.surrogate.require_model_error(f"{self.name} (model_error=True)"),
-                self.surrogate.normaliser.channel_std,
-                (case.seed, case.trajectory_index),
-                result.timings,
-            )
         return MethodRun(
-            members=members,
+            members=latent_members(result, case, self.model_error, self.name),
             params=result.params,
             timings=result.timings,
             n_observed=int(result.analysed.sum()),
             latent_dim=self.surrogate.state_dim,
         )
+
+
+def latent_members(
+    result: LatentTrajectory, case: TwinCase, model_error: bool, method: str
+) -> Callable[[int], Tensor]:
+    """``members(t)`` of a latent method's result: the members decoded at frame ``t``
+    ``(N, C, H, W)`` (physical units), with ``model_error`` plus the LDNet's own error as
+    centred draws seeded by the case
+    (:func:`~latentda.surrogates.model_error.predictive_members`)."""
+
+    def members(t: int) -> Tensor:
+        return result.reconstruct([t], members=True)[0]
+
+    if not model_error:
+        return members
+    sur = result.surrogate
+    return predictive_members(
+        members,
+        sur.require_model_error(f"{method} (model_error=True)"),
+        sur.normaliser.channel_std,
+        (case.seed, case.trajectory_index),
+        result.timings,
+    )
 
 
 def run_ldensf(
