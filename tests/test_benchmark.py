@@ -273,3 +273,14 @@ def test_a_diverging_method_is_recorded_not_fatal() -> None:
     assert outcome.result is None and "frame 3" in (outcome.error or "")
     summary = summarise({(0, 0): outcome}, full_order_s=1.0)
     assert summary == {"n_runs": 1, "n_finished": 0, "errors": [outcome.error]}
+
+
+def test_system_presets_apply_at_bench_and_yield_to_set() -> None:
+    """The sphere's bench LDNet has the paper's d_s = 50 unless ``--set`` says otherwise; the
+    plane systems and the small presets keep the trainer's defaults."""
+    assert benchmark_config("sphere", "bench").ldnet["model"]["latent_dim"] == 50
+    assert benchmark_config("kolmogorov", "bench").ldnet == {}
+    assert benchmark_config("sphere", "ci").ldnet["model"]["latent_dim"] == 9
+    over = parse_overrides(["ldnet.model.latent_dim=20"])
+    cfg = benchmark_config("sphere", "bench", over)
+    assert cfg.ldnet["model"]["latent_dim"] == 20 and cfg.ldnet["stage1"]["epochs"] == 150
