@@ -78,27 +78,33 @@ def test_latent_path_reads_the_rollout_at_irregular_times(surrogate: LatentSurro
         latent_path(model, traj[:, 0], u, 1.0, [0.5])
 
 
-def test_window_jacobian_matches_central_differences(surrogate: LatentSurrogate) -> None:
+@pytest.mark.parametrize("extra", [-2, 3], ids=["N<d", "N>d"])
+def test_window_jacobian_matches_central_differences(
+    surrogate: LatentSurrogate, extra: int
+) -> None:
     """The observation map w -> R^{-1/2} H_k(M(κ̄ + X w)) at a fractional window start,
-    irregular times and moving sensors with missing readings, in a float64 copy of the LDNet:
-    forward-mode autograd against central differences with h = 1e-5 (truncation O(h²),
-    round-off ~1e-16/h): they agreed to 2.2e-9 of the largest entry (0.77); asserted 1e-7."""
+    irregular times and moving sensors with missing readings, in a float64 copy of the LDNet,
+    with fewer members than control dimensions (tangents = columns of X) and more (tangents =
+    the control's unit vectors, then times X): forward-mode autograd against central
+    differences with h = 1e-5 (truncation O(h²), round-off ~1e-16/h): they agreed to 2.2e-9
+    of the largest entry (0.77); asserted 1e-7."""
     model = copy.deepcopy(surrogate.ldnet).double()
+    n = surrogate.state_dim + extra
     gen = torch.Generator().manual_seed(7)
-    E = prior_kappa(model, 6, None, gen)
+    E = prior_kappa(model, n, None, gen)
     readings = _moving_stream(model, [0.5, 0.5, 1.75, 3.0, 4.2], gen, torch.float64)
     obs = WindowObservations(model, 0.5, readings)
     assert obs.size == (25 - 2) * model.n_channels
     mean = E.mean(0)
-    X = (E - mean).T / (6 - 1) ** 0.5
-    w = 0.5 * torch.randn(6, generator=gen, dtype=torch.float64)
+    X = (E - mean).T / (n - 1) ** 0.5
+    w = 0.5 * torch.randn(n, generator=gen, dtype=torch.float64)
     value, jac = window_jacobian(obs, mean, X, w)
-    assert jac.shape == (obs.size, 6)
+    assert jac.shape == (obs.size, n)
     with torch.no_grad():
         torch.testing.assert_close(value, obs(mean + X @ w), rtol=0, atol=1e-12)
         h, cols = 1e-5, []
-        for i in range(6):
-            e = torch.zeros(6, dtype=torch.float64)
+        for i in range(n):
+            e = torch.zeros(n, dtype=torch.float64)
             e[i] = h
             cols.append((obs(mean + X @ (w + e)) - obs(mean + X @ (w - e))) / (2 * h))
     fd = torch.stack(cols, dim=1)

@@ -27,11 +27,12 @@ over the window's observation times ``τ_k ≥ τ_0``, where
   (90 % coverage 0.10 on the tests' tiny store, 0.03 at bench size).
 
 The window Jacobians ``Ĝ_k = R_k^{-1/2} ∂(H_k M κ)/∂w`` ``(m_k, N)`` come from forward-mode
-autograd (:func:`torch.func.jacfwd`: one batched pass with ``N`` tangents, the columns of
-``X``), and :func:`~latentda.filters.envar.gauss_newton_step` (the maths shared with
-4DEnVar) gives the Gauss–Newton step; a backtracking line search on ``J`` (Armijo) keeps the
-steps descending through the nonlinear decoder. At the minimiser ``w*`` the Jacobian is
-evaluated once more and the posterior is the ensemble transform
+autograd (:func:`torch.func.jacfwd`: one batched pass with ``min(N, d)`` tangents, the
+columns of ``X`` or the control's unit vectors, :func:`window_jacobian`), and
+:func:`~latentda.filters.envar.gauss_newton_step` (the maths shared with 4DEnVar) gives the
+Gauss–Newton step; a backtracking line search on ``J`` (Armijo) keeps the steps descending
+through the nonlinear decoder. At the minimiser ``w*`` the Jacobian is evaluated once more
+and the posterior is the ensemble transform
 ``κ_a^(i) = κ̄ + X(w* + √(N−1) [Hess^{-1/2}]_i)``, ``Hess = I + Σ_k Ĝ_kᵀĜ_k`` at ``w*``.
 States and parameters are estimated jointly; ``u`` is clipped to the prior's support
 ``[-1, 1]`` after the analysis (inside the iterations it is left free, so the cost stays
@@ -203,16 +204,26 @@ def window_jacobian(
     obs: WindowObservations, mean: Tensor, X: Tensor, w: Tensor
 ) -> tuple[Tensor, Tensor]:
     """``g(w) = obs(κ̄ + X w)`` ``(m,)`` and its Jacobian ``∂g/∂w`` ``(m, N)`` by forward-mode
-    autograd: ``N`` tangents (the columns of ``X``) in one vmapped pass, in the model's
-    dtype. ``mean`` ``(d,)``, ``X`` ``(d, N)``, ``w`` ``(N,)``."""
+    autograd, in the model's dtype. ``mean`` ``(d,)``, ``X`` ``(d, N)``, ``w`` ``(N,)``.
+
+    The tangents go through the decoder at every reading, so their number sets the cost:
+    with ``N ≤ d`` they are the columns of ``X`` (``N`` of them); with ``d < N`` (the plane
+    systems' ``d = d_s + p ≈ 10`` against ``N = 20``) they are the ``d`` unit vectors of the
+    control, ``∂g/∂w = (∂obs/∂κ) X``, the same matrix for ``d/N`` of the work.
+    """
+    d, n = X.shape
+    w = w.to(X.dtype)
 
     def g(v: Tensor) -> tuple[Tensor, Tensor]:
-        out = obs(mean + X @ v)
+        out = obs(v)
         return out, out
 
     # Forward mode needs no tape: no_grad keeps the weights' backward graph out of it.
     with torch.no_grad():
-        jac, value = torch.func.jacfwd(g, has_aux=True)(w.to(X.dtype))
+        if d < n:
+            jac, value = torch.func.jacfwd(g, has_aux=True)(mean + X @ w)
+            return value, jac @ X
+        jac, value = torch.func.jacfwd(lambda v: g(mean + X @ v), has_aux=True)(w)
     return value, jac
 
 
