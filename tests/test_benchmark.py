@@ -137,8 +137,10 @@ def test_writes_results_tables_and_figures_for_every_method(first: dict[str, Any
     for spec in METHODS.values():
         assert tables.count(f"| {spec.label} |") == 2 * 2  # two tables × two settings
     figures = [Path(f) for f in results["figures"]]
+    settings = ("paper", "sparse")
     assert {f.name for f in figures} == {
-        f"{kind}_{s}.png" for kind in ("fields", "rel_error", "params") for s in ("paper", "sparse")
+        *(f"fields_{s}_{c}.png" for s in settings for c in ("u", "v")),
+        *(f"{kind}_{s}.png" for kind in ("rel_error", "params") for s in settings),
     }
     assert all(f.parent == out and f.stat().st_size > 1000 for f in figures)
 

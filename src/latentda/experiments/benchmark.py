@@ -657,14 +657,21 @@ def _figures(run: SettingRun, specs: dict[str, type[FieldMethodConfig]], out: Pa
             curves[specs[m].label] = (stacked.mean(0).numpy(), stacked.std(0, correction=0).numpy())
     name = run.setting.name
     title = f"{name} setting, test trajectory {case.trajectory_index}"
-    return [
+    # One field figure per channel: the sphere's h alone is nearly its climatology.
+    channels = [str(c) for c in case.ds["channel"].values]
+    fields = [
         plot_final_fields(
             case.ds,
             case.truth[-1].double(),
             {k: t.final_mean for k, t in traces.items()},
-            out / f"fields_{name}.png",
+            out / f"fields_{name}_{channel}.png",
             title,
-        ),
+            channel=c,
+        )
+        for c, channel in enumerate(channels)
+    ]
+    return [
+        *fields,
         plot_error_curves(times, curves, out / f"rel_error_{name}.png", f"{name} setting"),
         plot_params(
             case.ds,
