@@ -62,6 +62,7 @@ from latentda.filters.localization import (
 from latentda.observations.grid import BilinearGrid
 from latentda.observations.observer import Observer, present_mask
 from latentda.observations.operators import ObservationOperator
+from latentda.observations.sensors import same_sensors
 from latentda.surrogates.train_vae import load_vae
 from latentda.surrogates.vae import ConvVAE, latent_std
 from latentda.systems.base import FieldSystem, spin_up
@@ -570,10 +571,7 @@ class LatentEnSFMethod(SolverMethod):
         return self.vae.config.latent_dim
 
     def prepare(self, case: TwinCase) -> Tensor:
-        same = case.points.shape == self.sensors.shape and torch.allclose(
-            case.points.double(), self.sensors.double()
-        )
-        if not same:
+        if not same_sensors(case.points, self.sensors):
             raise DataError(
                 f"Latent-EnSF's VAE reads its {len(self.sensors)} training sensors in a "
                 f"fixed order; this case has {case.points.shape[-2]} sensors elsewhere"

@@ -36,6 +36,7 @@ from latentda.errors import ConfigError, DataError
 from latentda.filters.ensemble import check_finite, clip_params
 from latentda.filters.ensf import EnSF, LinearSchedule, whitened_analysis
 from latentda.observations.observer import present_mask
+from latentda.observations.sensors import same_sensors
 from latentda.surrogates.encoder import FixedOrderEncoder
 from latentda.surrogates.ldnet import LDNet
 from latentda.surrogates.train_encoder import load_encoder
@@ -468,9 +469,7 @@ class LDEnSF:
     ) -> None:
         if points is not None and points.ndim == 3 and len(points) != len(readings):
             raise DataError(f"{len(points)} sensor positions for {len(readings)} frames")
-        moved = points is not None and not (
-            points.shape == sur.sensors.shape and torch.allclose(points.double(), sur.sensors)
-        )
+        moved = points is not None and not same_sensors(points, sur.sensors)
         # Without a present reading nothing is encoded (the no-assimilation reference).
         if encodes and moved and isinstance(sur.encoder, FixedOrderEncoder):
             raise DataError(

@@ -105,3 +105,10 @@ def read_sensors(
     op = BilinearGrid(points, (c, h, w), (axes[0], axes[1]), periodic)
     y = op(fields.reshape(*fields.shape[:-3], c * h * w))
     return y.reshape(*fields.shape[:-3], op.n_sensors, c)
+
+
+def same_sensors(points: Tensor, trained: Tensor) -> bool:
+    """Whether ``points`` ``(S, k)`` are the sensors ``trained`` ``(S', k)`` in the same order
+    (to float tolerance): what a reader trained on a fixed sensor vector (a fixed-order
+    encoder, a VAE's observation encoder) needs. Per-frame points ``(T, S, k)`` never are."""
+    return points.shape == trained.shape and torch.allclose(points.double(), trained.double())
