@@ -114,6 +114,22 @@ def gauss_newton_step(
     )
 
 
+def innovation_inflation(delta: Tensor, G: Tensor) -> float:
+    """Multiplicative inflation ``λ ≥ 1`` of the background anomalies from one window's
+    standardised innovations ``δ = R^{-1/2}(y − H M(κ̄))`` ``(m,)`` and background Jacobian
+    ``G`` ``(m, N)`` (Li, Kalnay & Miyoshi 2009, in ensemble space).
+
+    A background consistent with its spread has ``E‖δ‖² = m + tr(G Gᵀ)`` (``G Gᵀ`` is
+    ``R^{-1/2} H B Hᵀ R^{-1/2}`` for ``B = X Xᵀ``); scaling ``X`` by ``λ`` scales the second
+    term by ``λ²``, so ``λ² = (‖δ‖² − m) / tr(G Gᵀ)``, floored at 1 (only inflate).
+    """
+    spread = float(G.square().sum())
+    excess = float(delta @ delta) - delta.shape[0]
+    if spread <= 0.0 or excess <= spread:
+        return 1.0
+    return math.sqrt(excess / spread)
+
+
 @dataclass(frozen=True)
 class WindowAnalysis:
     """Result of one window.
@@ -258,6 +274,11 @@ class FourDEnVar:
         Multiplicative inflation of the analysis anomalies at the window start.
     rotate
         Random mean-preserving rotation of the analysis members.
+    adaptive_inflation
+        Inflate the window's background anomalies by :func:`innovation_inflation` of the
+        first iterate's innovations before the minimisation (the later iterates run the
+        inflated members), so a background whose spread is too small for its innovations
+        (a collapsed or biased ensemble) is widened where the data say so.
     """
 
     window: int = 4
@@ -266,6 +287,7 @@ class FourDEnVar:
     tolerance: float = 1e-4
     inflation: float = 1.0
     rotate: bool = False
+    adaptive_inflation: bool = False
 
     def __post_init__(self) -> None:
         check_window_knobs(self.window, self.shift, self.iterations, self.tolerance, self.inflation)
@@ -330,6 +352,10 @@ class FourDEnVar:
                 ybar = Y.mean(dim=0)
                 innovations.append((ys[k, idx].to(dtype) - ybar) / std[idx])
                 jacobians.append((T_inv @ ((Y - ybar) / (root * std[idx]))).T)
+            if it == 0 and self.adaptive_inflation:
+                # The background run is at w = 0, T = I: only its anomalies scale.
+                lam = innovation_inflation(torch.cat(innovations), torch.cat(jacobians))
+                A, jacobians = lam * A, [lam * G for G in jacobians]
             gn = gauss_newton_step(w, innovations, jacobians)
             w, T, T_inv, hessian = gn.w, gn.transform, gn.transform_inv, gn.hessian
             norms.append(float(torch.linalg.vector_norm(gn.step)))

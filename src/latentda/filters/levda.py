@@ -57,6 +57,7 @@ from latentda.filters.envar import (
     check_window_knobs,
     cycle_windows,
     gauss_newton_step,
+    innovation_inflation,
     window_blocks,
 )
 from latentda.filters.ldensf import (
@@ -326,6 +327,12 @@ class LEVDA:
         interpolated to each observation time) to the readings' noise variance in
         :meth:`assimilate` (see the module docstring); ``False``: the observation noise
         alone. :meth:`analyse` takes the readings' ``std`` as given either way.
+    adaptive_inflation
+        Widen the window's background anomalies by
+        :func:`~latentda.filters.envar.innovation_inflation` of the first iterate's
+        innovations and Jacobian before the minimisation (as in
+        :class:`~latentda.filters.envar.FourDEnVar`): a parameter ensemble that collapsed
+        after a confident window is reopened where the readings disagree with it.
     """
 
     ensemble_size: int = 20
@@ -339,6 +346,7 @@ class LEVDA:
     clip_params: bool = True
     start: InitialLatent | None = None
     model_error: bool = True
+    adaptive_inflation: bool = False
 
     def __post_init__(self) -> None:
         if self.ensemble_size < 2:
@@ -394,6 +402,9 @@ class LEVDA:
             return float(0.5 * (v @ v + delta @ delta))
 
         delta, G = evaluate(w)
+        if self.adaptive_inflation:
+            lam = innovation_inflation(delta, G)
+            X, A, G = lam * X, lam * A, lam * G  # δ at w = 0 does not depend on X
         gn = gauss_newton_step(w, [delta], [G])
         costs, norms = [float(gn.cost)], []
         for _ in range(self.iterations):
