@@ -134,6 +134,29 @@ def test_writes_results_tables_and_figures_for_every_method(first: dict[str, Any
         assert t["chosen"] in [trial["knobs"] for trial in t["trials"]]
     tables = (out / "tables.md").read_text()
     assert "Table 2" in tables and "Table 3" in tables
+    # Table 1 per setting: the LDNet, the setting's encoder and its VAE (three rows), with
+    # each artefact's own test scores.
+    assert tables.count("### Table 1") == 2
+    for name, own in results["artefacts"].items():
+        rows = [r for a in own.values() for r in a["scores"]]
+        assert [r["model"].split()[0].rstrip(",") for r in rows] == [
+            "LDNet",
+            "observation",
+            *["VAE"] * 2,
+            "VAE-dyn",
+        ]
+        ldnet, encoder = rows[0], rows[1]
+        assert ldnet["model"] == "LDNet (d_s = 4)" and 0 < ldnet["rel_rmse"] < 10
+        assert (
+            ldnet["rel_rmse"]
+            == json.loads((Path(own["ldnet"]["directory"]) / "metrics.json").read_text())[
+                "test_rel_rmse"
+            ]
+        )
+        assert encoder["rel_rmse"] is None and encoder["latent_rel_error"] > 0
+        assert all(r["parameters"] > 0 and r["train_s"] > 0 for r in rows), name
+        for r in rows:
+            assert f"| {r['model']} |" in tables
     for spec in METHODS.values():
         assert tables.count(f"| {spec.label} |") == 2 * 2  # two tables × two settings
     figures = [Path(f) for f in results["figures"]]

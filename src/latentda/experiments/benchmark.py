@@ -276,6 +276,71 @@ class Artefact:
     reused: bool
     metrics: dict[str, Any]
 
+    def scores(self) -> list[dict[str, Any]]:
+        """This artefact's rows of the surrogate table (Table 1), from its test-split
+        metrics: ``model``, ``rel_rmse`` (DESIGN 5.1, ensemble-free reconstruction),
+        ``latent_rel_error`` / ``param_rel_error`` (encoders), ``parameters``,
+        ``train_s`` and ``over`` (trajectories × frames); ``None`` where a score does not
+        apply."""
+        return _SURROGATE_ROWS[self.kind](self.metrics)
+
+
+def _row(model: str, m: dict[str, Any], **scores: Any) -> dict[str, Any]:
+    over = m.get("averaged_over", {})
+    return {
+        "model": model,
+        "rel_rmse": None,
+        "latent_rel_error": None,
+        "param_rel_error": None,
+        "parameters": m.get("parameters"),
+        "train_s": m.get("train_time_s"),
+        "over": f"{over.get('trajectories')} × {over.get('frames')}",
+        **scores,
+    }
+
+
+def _ldnet_rows(m: dict[str, Any]) -> list[dict[str, Any]]:
+    return [_row(f"LDNet (d_s = {m.get('latent_dim')})", m, rel_rmse=m["test_rel_rmse"])]
+
+
+def _encoder_rows(m: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        _row(
+            f"observation encoder ({m.get('mode')} order, {m.get('sensors')} sensors)",
+            m,
+            latent_rel_error=m["latent_rel_error"],
+            param_rel_error=m["param_rel_error"],
+        )
+    ]
+
+
+def _vae_rows(m: dict[str, Any]) -> list[dict[str, Any]]:
+    stages = m.get("stage_seconds", {})
+    shared = {"parameters": m.get("parameters"), "train_s": stages.get("vae")}
+    return [
+        _row("VAE, state encoder", m, rel_rmse=m["test_rel_rmse"], **shared),
+        _row(
+            f"VAE, observation encoder ({m.get('sensors')} sensors)",
+            m,
+            rel_rmse=m["test_rel_rmse_obs"],
+            **shared,
+        ),
+        _row(
+            "VAE-dyn (latent rollout, VAE decoder)",
+            m,
+            rel_rmse=m["test_rel_rmse_dyn"],
+            parameters=m.get("parameters_dyn"),
+            train_s=stages.get("vae_dyn"),
+        ),
+    ]
+
+
+_SURROGATE_ROWS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
+    "ldnet": _ldnet_rows,
+    "encoder": _encoder_rows,
+    "vae": _vae_rows,
+}
+
 
 class Cache:
     """Datasets and trained surrogates under one root, each named by a hash of what made it.
@@ -576,7 +641,10 @@ def _run_benchmark(
             "splits": {s: int(len(split_indices(ds, s))) for s in ("train", "val", "test")},
         },
         "artefacts": {
-            name: {k: {"directory": str(a.directory), "reused": a.reused} for k, a in own.items()}
+            name: {
+                k: {"directory": str(a.directory), "reused": a.reused, "scores": a.scores()}
+                for k, a in own.items()
+            }
             for name, own in artefacts.items()
         },
         "full_order": full,
@@ -700,9 +768,36 @@ def _knobs(knobs: dict[str, Any]) -> str:
     )
 
 
+def _num(value: float | None, fmt: str) -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def _surrogate_table(artefacts: dict[str, Any]) -> list[str]:
+    """Table 1 of a setting (its surrogates' test scores), as Markdown lines; none when
+    its methods need no surrogate."""
+    rows = [r for a in artefacts.values() for r in a.get("scores", [])]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "### Table 1: surrogates (test split, no assimilation)",
+        "",
+        "| model | rel. RMSE | latent rel. error | param. rel. error | parameters | train s "
+        "| trajectories × frames |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {_num(r['rel_rmse'], '.4f')} | "
+            f"{_num(r['latent_rel_error'], '.4f')} | {_num(r['param_rel_error'], '.4f')} | "
+            f"{_num(r['parameters'], ',')} | {_num(r['train_s'], '.0f')} | {r['over']} |"
+        )
+    return lines
+
+
 def format_tables(results: dict[str, Any]) -> str:
-    """The LD-EnSF paper's Table 2 (timings) and Table 3 (accuracy) layouts, per setting,
-    as Markdown."""
+    """Per setting, Table 1 (the surrogates' own test scores) and the LD-EnSF paper's
+    Table 2 (timings) and Table 3 (accuracy) layouts, as Markdown."""
     full = results["full_order"]
     test = results["test"]
     lines = [
@@ -719,6 +814,7 @@ def format_tables(results: dict[str, Any]) -> str:
             f"## Setting `{name}`: {obs['sensors']} sensors ({100 * obs['sensor_fraction']:.2g} % "
             f"of grid points, {obs['layout']}), every {obs['every']} frame(s), "
             f"noise {100 * obs['noise_level']:g} %",
+            *_surrogate_table(results["artefacts"].get(name, {})),
             "",
             "### Table 2: time per trajectory (s)",
             "",
