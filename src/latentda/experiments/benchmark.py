@@ -775,7 +775,7 @@ def _num(value: float | None, fmt: str) -> str:
 def _surrogate_table(artefacts: dict[str, Any]) -> list[str]:
     """Table 1 of a setting (its surrogates' test scores), as Markdown lines; none when
     its methods need no surrogate."""
-    rows = [r for a in artefacts.values() for r in a.get("scores", [])]
+    rows = [r for a in artefacts.values() for r in a["scores"]]
     if not rows:
         return []
     lines = [
@@ -814,7 +814,7 @@ def format_tables(results: dict[str, Any]) -> str:
             f"## Setting `{name}`: {obs['sensors']} sensors ({100 * obs['sensor_fraction']:.2g} % "
             f"of grid points, {obs['layout']}), every {obs['every']} frame(s), "
             f"noise {100 * obs['noise_level']:g} %",
-            *_surrogate_table(results["artefacts"].get(name, {})),
+            *_surrogate_table(results["artefacts"][name]),
             "",
             "### Table 2: time per trajectory (s)",
             "",
