@@ -229,6 +229,9 @@ def test_an_interrupted_run_resumes_from_its_finished_methods(
         raise AssertionError("a finished method was run again")
 
     monkeypatch.setattr(benchmark_module, "attempt", never)
+    # Every reused method brings the full-order time of its own run: nothing is re-timed,
+    # and its speed-up is the one of that run.
+    monkeypatch.setattr(benchmark_module, "full_order_dynamics", never)
     capsys.readouterr()
     benchmark(out, root / "cache")
     assert capsys.readouterr().err.count(": reused ") >= 2 * len(METHODS)
@@ -239,6 +242,8 @@ def test_an_interrupted_run_resumes_from_its_finished_methods(
             for key in ("rel_rmse", "crps", "coverage90", "param_rel_error", "knobs"):
                 assert scores[key] == before[key], (name, m, key)
             assert scores["timings"] == before["timings"]
+            assert scores["full_order"] == before["full_order"]
+            assert scores["dynamics_speedup"] == before["dynamics_speedup"]
     # Another tuning budget is another key: the first method to run anew hits `never`.
     with pytest.raises(AssertionError, match="run again"):
         benchmark(out, root / "cache", "--set", "tuning_budget=1")
@@ -284,6 +289,22 @@ def test_bad_input_exits_2_with_one_line(
     err = fails(capsys, "benchmark", "--system", "kolmogorov", "--out", out,
                 "--cache", str(cache), "--no-progress", *SETS)  # fmt: skip
     assert "not a latentda dataset" in err
+
+
+def test_table_2_names_each_methods_reference_when_runs_timed_it_differently() -> None:
+    """Methods computed in different runs (a resumed benchmark) keep the full-order time of
+    their own run; Table 2 shows the range and says which speed-up divides which."""
+    ref = {"members": 20, "state_dim": 8192}
+    methods = {
+        "a": {"label": "A", "full_order": {**ref, "dynamics_s": 7.1}},
+        "b": {"label": "B", "full_order": {**ref, "dynamics_s": 4.0}},
+        "c": {"label": "C", "full_order": {**ref, "dynamics_s": 7.1}},
+    }
+    full, timed, note = benchmark_module._reference_row(methods)
+    assert full["members"] == 20 and timed == "4–7.1"
+    assert note[-1].endswith("4 s for B; 7.1 s for A, C.")
+    same = {k: {**m, "full_order": {**ref, "dynamics_s": 7.1}} for k, m in methods.items()}
+    assert benchmark_module._reference_row(same)[1:] == ("7.1", [])
 
 
 def test_a_diverging_method_is_recorded_not_fatal() -> None:

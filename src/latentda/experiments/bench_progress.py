@@ -3,8 +3,10 @@
 A benchmark tunes and tests one method of one observation setting at a time (hours at
 ``bench`` size); each finished pair is written to ``OUT/progress/<setting>/<method>``
 (``.json``: the key, the tuning record and per-case metadata; ``.safetensors``: the
-per-frame scores and traces), atomically. Running the same command again loads every pair
-whose key still matches and computes only the rest. The key (:func:`progress_key`) holds
+per-frame scores and traces), atomically, with the full-order reference timed in the run
+that computed it (so that a resumed run's speed-ups still divide timings of one run).
+Running the same command again loads every pair whose key still matches and computes only
+the rest. The key (:func:`progress_key`) holds
 what a result depends on and nothing more: the package version, the data's fingerprint, the
 test and validation trajectories, ensemble size, seeds and tuning budget, the setting's
 observations, the method with its default knobs and grid, and the artefacts it reads (by
@@ -15,6 +17,7 @@ their content-hash directory names). A code change within one version is not in 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +78,26 @@ def progress_key(
     }
 
 
+@dataclass
+class Finished:
+    """One finished ``(setting, method)`` pair as stored.
+
+    Attributes
+    ----------
+    tuning
+        The knob search's record.
+    outcomes
+        Per ``(position, seed)``.
+    full_order
+        The full-order reference (``dynamics_s``, ``members``, ``state_dim``) timed in the
+        run that computed the pair; ``None`` for pairs saved before it was stored.
+    """
+
+    tuning: dict[str, Any]
+    outcomes: dict[tuple[int, int], Outcome]
+    full_order: dict[str, Any] | None
+
+
 class Progress:
     """Finished ``(setting, method)`` results under ``root`` (``OUT/progress``)."""
 
@@ -85,11 +108,9 @@ class Progress:
         base = self.root / setting / method
         return base.with_suffix(".json"), base.with_suffix(".safetensors")
 
-    def load(
-        self, key: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[tuple[int, int], Outcome]] | None:
-        """The tuning record and outcomes stored under ``key``, or ``None`` if absent or
-        made with another key (a changed configuration is computed anew)."""
+    def load(self, key: dict[str, Any]) -> Finished | None:
+        """The pair stored under ``key``, or ``None`` if absent or made with another key (a
+        changed configuration is computed anew)."""
         meta_path, tensor_path = self._paths(key["setting"], key["method"])
         if not (meta_path.exists() and tensor_path.exists()):
             return None
@@ -120,16 +141,18 @@ class Progress:
             if f"{tag}/final_mean" in tensors:
                 trace = Trace(tensors[f"{tag}/final_mean"].double(), tensors[f"{tag}/params"])
             outcomes[(pos, seed)] = Outcome(result, trace)
-        return meta["tuning"], outcomes
+        return Finished(meta["tuning"], outcomes, meta.get("full_order"))
 
     def save(
         self,
         key: dict[str, Any],
         tuning: dict[str, Any],
         outcomes: dict[tuple[int, int], Outcome],
+        full_order: dict[str, Any],
     ) -> None:
-        """Store one finished pair: tensors first, the JSON (which names the key) last, so
-        a pair interrupted while saving is not taken as finished."""
+        """Store one finished pair with the full-order reference timed in the same run:
+        tensors first, the JSON (which names the key) last, so a pair interrupted while
+        saving is not taken as finished."""
         meta_path, tensor_path = self._paths(key["setting"], key["method"])
         meta_path.parent.mkdir(parents=True, exist_ok=True)
         tensors: dict[str, torch.Tensor] = {}
@@ -155,4 +178,7 @@ class Progress:
             cases.append(entry)
         meta_path.unlink(missing_ok=True)
         atomic_write(tensor_path, lambda tmp: save_file(tensors, str(tmp)))
-        write_json(meta_path, {"key": key, "tuning": tuning, "cases": cases})
+        write_json(
+            meta_path,
+            {"key": key, "tuning": tuning, "cases": cases, "full_order": full_order},
+        )
