@@ -33,7 +33,6 @@ from latentda.filters.levda import (
     latent_path,
     window_jacobian,
 )
-from latentda.filters.param_space import Artanh, Identity
 from latentda.surrogates.model_error import model_error_at
 
 NOISE = 0.1
@@ -431,46 +430,3 @@ def test_affine_window_one_gauss_newton_step_gives_the_kalman_posterior(
     torch.testing.assert_close(res.ensemble.mean(0), mean + K @ innovation, rtol=0, atol=1e-8)
     cov = torch.cov(res.ensemble.T)
     torch.testing.assert_close(cov, B - K @ H @ B, rtol=0, atol=1e-8)
-
-
-def test_param_spaces_invert_and_keep_the_box() -> None:
-    u = torch.tensor([[-1.0, -0.5, 0.0, 0.999, 1.0]], dtype=torch.float64)
-    kappa = torch.cat([torch.tensor([[3.0, -2.0]], dtype=torch.float64), u], dim=-1)
-    for space in (Identity(), Artanh()):
-        back = space.to_params(space.to_control(kappa, 2), 2)
-        assert torch.equal(back[:, :2], kappa[:, :2])
-        torch.testing.assert_close(back[:, 2:-1][:, 1:-1], u[:, 1:-2], rtol=0, atol=1e-12)
-    v = Artanh().to_control(kappa, 2)[:, 2:]
-    # A member on a bound stays finite (clamped by the margin) and maps back inside the box.
-    assert bool(torch.isfinite(v).all()) and float(v.abs().max()) < 7.3
-    assert float(Artanh().inverse(torch.tensor(1e3, dtype=torch.float64))) <= 1.0
-    with pytest.raises(ValueError, match="margin"):
-        Artanh(margin=0.0)
-
-
-def _through_tanh(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of the LDNet whose dynamics read ``u = tanh(v)`` from the parameter input."""
-    out = copy.deepcopy(model)
-    step = out.step
-    out.step = lambda s, u, frames=1.0, k=0.0: step(s, torch.tanh(u), frames=frames, k=k)
-    return out
-
-
-def test_artanh_analysis_is_the_plain_analysis_in_artanh_coordinates(
-    surrogate: LatentSurrogate,
-) -> None:
-    """LEVDA in ``v = artanh u`` equals plain LEVDA (no clipping) of the background mapped
-    to ``v`` through an LDNet that reads ``u = tanh v``, mapped back, to 1e-10: the control,
-    the anomalies, the line search and the inflation all live in ``v``."""
-    model = copy.deepcopy(surrogate.ldnet).double()
-    n, d_s = 8, model.config.latent_dim
-    gen = torch.Generator().manual_seed(5)
-    E = prior_kappa(model, n, None, gen)
-    readings = _moving_stream(model, [0.0, 1.0, 2.0], gen, torch.float64, std=0.05)
-    ours = LEVDA(ensemble_size=n, window=3, inflation=1.1, param_space=Artanh())
-    plain = LEVDA(ensemble_size=n, window=3, inflation=1.1, clip_params=False)
-    a = ours.analyse(model, E, 0.0, readings)
-    b = plain.analyse(_through_tanh(model), Artanh().to_control(E, d_s), 0.0, readings)
-    assert a.iterations >= 2 and a.costs[-1] < a.costs[0]
-    assert a.costs == pytest.approx(b.costs, rel=1e-12)
-    torch.testing.assert_close(a.ensemble, Artanh().to_params(b.ensemble, d_s), rtol=0, atol=1e-10)

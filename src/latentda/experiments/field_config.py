@@ -35,7 +35,6 @@ from latentda.experiments.field_twin import FieldMethod, LDEnSFMethod, TwinCase,
 from latentda.filters.envar import FourDEnVar, check_window_knobs
 from latentda.filters.ldensf import LatentSurrogate, LDEnSF, ldensf_ensf
 from latentda.filters.levda import LEVDA
-from latentda.filters.param_space import PARAM_SPACES
 from latentda.observations.layouts import moving
 from latentda.observations.sensors import RandomLayout, RegularLayout, SensorConfig
 from latentda.schema import Tagged, non_negative, parse, positive, to_dict
@@ -464,19 +463,15 @@ class _WindowConfig(FieldMethodConfig):
 @dataclass
 class LEVDAConfig(_WindowConfig):
     """``levda``: latent ensemble-variational smoother through the LDNet (no encoder), with
-    the window knobs, a parameter random walk ``param_jitter`` per window,
-    ``param_space``: the coordinates in which the analysis moves the parameters
-    (``identity``: ``u``, clipped onto the prior box afterwards; ``artanh``: ``artanh u``,
-    :mod:`~latentda.filters.param_space`) and ``model_error``: the LDNet's own error added
-    to the readings' noise variance and carried by the scored members
-    (:class:`~latentda.filters.levda.LEVDA`)."""
+    the window knobs, a parameter random walk ``param_jitter`` per window and
+    ``model_error``: the LDNet's own error added to the readings' noise variance and carried
+    by the scored members (:class:`~latentda.filters.levda.LEVDA`)."""
 
     tag: ClassVar[str] = "levda"
     label: ClassVar[str] = "LEVDA"
     needs: ClassVar[tuple[str, ...]] = ("ldnet",)
     name: str = "levda"
     param_jitter: float = 0.0
-    param_space: Literal["identity", "artanh"] = "identity"
     model_error: bool = True
 
     def validate(self, where: str) -> None:
@@ -492,7 +487,6 @@ class LEVDAConfig(_WindowConfig):
             tolerance=self.tolerance,
             inflation=self.inflation,
             param_jitter=self.param_jitter,
-            param_space=PARAM_SPACES[self.param_space](),
             model_error=self.model_error,
             adaptive_inflation=self.adaptive_inflation,
         )

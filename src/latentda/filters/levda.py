@@ -34,15 +34,10 @@ Gauss–Newton step; a backtracking line search on ``J`` (Armijo) keeps the step
 through the nonlinear decoder. At the minimiser ``w*`` the Jacobian is evaluated once more
 and the posterior is the ensemble transform
 ``κ_a^(i) = κ̄ + X(w* + √(N−1) [Hess^{-1/2}]_i)``, ``Hess = I + Σ_k Ĝ_kᵀĜ_k`` at ``w*``.
-States and parameters are estimated jointly, the parameters in the coordinates of a
-:class:`~latentda.filters.param_space.ParamSpace` (:attr:`LEVDA.param_space`): ``u`` itself
-(:class:`~latentda.filters.param_space.Identity`, left free inside the iterations so the
-cost stays differentiable) or ``v = artanh u``
-(:class:`~latentda.filters.param_space.Artanh`, where the prior box is the whole line and
-no member can be pushed onto a bound); ``u`` is clipped to the prior's support ``[-1, 1]``
-after the analysis (a no-op for ``artanh``). Cycling
-(:func:`~latentda.filters.envar.cycle_windows`): the analysis at the window start is
-forecast to the next window's start, where it is the background.
+States and parameters are estimated jointly; ``u`` is clipped to the prior's support
+``[-1, 1]`` after the analysis (inside the iterations it is left free, so the cost stays
+differentiable). Cycling (:func:`~latentda.filters.envar.cycle_windows`): the analysis at
+the window start is forecast to the next window's start, where it is the background.
 """
 
 from __future__ import annotations
@@ -50,7 +45,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -71,7 +66,6 @@ from latentda.filters.ldensf import (
     LatentTrajectory,
     prior_kappa,
 )
-from latentda.filters.param_space import Identity, ParamSpace
 from latentda.surrogates.ldnet import LDNet
 from latentda.surrogates.model_error import model_error_at
 
@@ -157,23 +151,15 @@ def latent_path(
 class WindowObservations:
     """One window's readings and its observation map ``κ_0 ↦ R^{-1/2} H(M(κ_0))``.
 
-    Calling it maps controls ``(…, d_s + p)`` at ``start`` (the parameters in the
-    coordinates of ``space``, default ``u`` itself) to the standardised predictions of the
-    present readings ``(…, m)`` (times in order, then sensors, then channels); the
+    Calling it maps controls ``(…, d_s + p)`` at ``start`` to the standardised predictions
+    of the present readings ``(…, m)`` (times in order, then sensors, then channels); the
     standardised readings ``R^{-1/2} y`` are :attr:`y` ``(m,)``, so ``δ = y − map(κ)``.
     The sensors' coordinate lift (:meth:`LDNet.coordinate_lift`) is computed once here.
     """
 
-    def __init__(
-        self,
-        model: LDNet,
-        start: float,
-        readings: Sequence[LatentReadings],
-        space: ParamSpace | None = None,
-    ) -> None:
+    def __init__(self, model: LDNet, start: float, readings: Sequence[LatentReadings]) -> None:
         dtype = next(model.parameters()).dtype
         self.model, self.start = model, float(start)
-        self.space = Identity() if space is None else space
         self.times = [float(r.time) for r in readings]
         self.xi, self.lifted, self.index, self.scale, ys = [], [], [], [], []
         with torch.no_grad():
@@ -205,7 +191,7 @@ class WindowObservations:
         return int(self.y.shape[0])
 
     def __call__(self, kappa: Tensor) -> Tensor:
-        s, u = kappa[..., : self.d_s], self.space.inverse(kappa[..., self.d_s :])
+        s, u = kappa[..., : self.d_s], kappa[..., self.d_s :]
         path = latent_path(self.model, s, u, self.start, self.times)
         out = []
         parts = zip(path, self.xi, self.lifted, self.index, self.scale, strict=True)
@@ -249,8 +235,7 @@ class LEVDAWindow:
     Attributes
     ----------
     ensemble
-        Analysis ensemble at the window start ``(N, d_s + p)`` (inflated in the control's
-        coordinates, ``u`` clipped).
+        Analysis ensemble at the window start ``(N, d_s + p)`` (inflated, ``u`` clipped).
     w
         Minimiser ``w*`` ``(N,)`` (float64).
     hessian
@@ -330,15 +315,10 @@ class LEVDA:
         Backtracking steps of the line search (step ``α = 1, ½, ¼, …``; Armijo's condition
         ``J(w + αΔw) ≤ J(w) + 10⁻⁴ α ∇J·Δw``); none accepted ends the iterations.
     param_jitter
-        ``σ_u``: std of a random walk on the parameters, in the coordinates of
-        :attr:`param_space`, when the analysis is carried to the next window (one draw per
-        window, not per frame; 0: none).
+        ``σ_u``: std of a random walk on ``u`` when the analysis is carried to the next
+        window (one draw per window, not per frame; 0: none).
     clip_params
         Project ``u`` onto ``[-1, 1]^p`` after each analysis and jitter.
-    param_space
-        The coordinates in which the analysis (and the jitter) moves the parameters
-        (:mod:`latentda.filters.param_space`): ``Identity()``, ``u`` itself, or
-        ``Artanh()``, ``v = artanh u``, in which no member can be pushed onto a bound.
     start
         Initial-latent strategy of the prior; ``None``: the LDNet's
         (:func:`~latentda.filters.ldensf.default_start`).
@@ -364,7 +344,6 @@ class LEVDA:
     max_halvings: int = 8
     param_jitter: float = 0.0
     clip_params: bool = True
-    param_space: ParamSpace = field(default_factory=Identity)
     start: InitialLatent | None = None
     model_error: bool = True
     adaptive_inflation: bool = False
@@ -400,12 +379,11 @@ class LEVDA:
                 f"ensemble has shape {tuple(ensemble.shape)}, expected (N >= 2, "
                 f"{model.config.latent_dim + model.n_params})"
             )
-        space, d_s = self.param_space, model.config.latent_dim
-        obs = WindowObservations(model, start, readings, space)
+        obs = WindowObservations(model, start, readings)
         w = torch.zeros(n, dtype=torch.float64)
         if obs.size == 0:
             return LEVDAWindow(ensemble, w, torch.eye(n, dtype=torch.float64), (), (), 0)
-        mean, A = mean_anomalies(space.to_control(ensemble, d_s))
+        mean, A = mean_anomalies(ensemble)
         root = math.sqrt(n - 1)
         X = A.T / root  # (d, N)
 
@@ -452,7 +430,7 @@ class LEVDA:
                 break
         # gn now holds Hess and Hess^{-1/2} at the final iterate w*.
         T = gn.transform.to(A.dtype)
-        Ea = space.to_params(inflate(mean + (w.to(A.dtype) / root + T) @ A, self.inflation), d_s)
+        Ea = inflate(mean + (w.to(A.dtype) / root + T) @ A, self.inflation)
         return LEVDAWindow(
             self._clip(Ea, model), w, gn.hessian, tuple(costs), tuple(norms), obs.size
         )
@@ -513,9 +491,8 @@ class LEVDA:
             if self.param_jitter == 0:
                 return E
             noise = torch.randn(E[:, d_s:].shape, generator=gen, dtype=E.dtype)
-            space = self.param_space
-            v = space.forward(E[:, d_s:]) + self.param_jitter * noise
-            return self._clip(torch.cat([E[:, :d_s], space.inverse(v)], dim=-1), model)
+            jittered = torch.cat([E[:, :d_s], E[:, d_s:] + self.param_jitter * noise], dim=-1)
+            return self._clip(jittered, model)
 
         cyc = cycle_windows(self.blocks(len(obs)), times, n_frames, kappa0, analyse, roll, carry)
         windows = [w for w in cyc.analyses if isinstance(w, LEVDAWindow)]
