@@ -5,6 +5,7 @@ code 2 with a one-line message, and a diverging method recorded with its frame i
 ending the run."""
 
 import json
+import math
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,6 +21,7 @@ from latentda.data import open_dataset
 from latentda.errors import FilterDivergence
 from latentda.experiments import benchmark as benchmark_module
 from latentda.experiments import field_twin
+from latentda.experiments.bench_progress import Journal
 from latentda.experiments.benchmark import Cache, benchmark_config
 from latentda.experiments.config import parse_overrides
 from latentda.experiments.field_config import METHODS
@@ -247,6 +249,73 @@ def test_an_interrupted_run_resumes_from_its_finished_methods(
     # Another tuning budget is another key: the first method to run anew hits `never`.
     with pytest.raises(AssertionError, match="run again"):
         benchmark(out, root / "cache", "--set", "tuning_budget=1")
+
+
+class Stop(Exception):
+    """Stands for the machine going down in the middle of a run."""
+
+
+def test_a_method_stopped_midway_resumes_at_its_next_case(
+    first: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A (setting, method) pair stopped after its tuning trials and one test case keeps
+    them in its journal: the same command again runs only the other cases, reports the
+    numbers of an uninterrupted run with the reference timed by the run that started the
+    pair, and leaves no journal behind."""
+    root = first["root"]
+    out = root / "out-stopped"
+    ran: list[TwinCase] = []
+
+    def stop_after(limit: int) -> Any:
+        def run(method: Any, case: TwinCase, *args: Any, **kwargs: Any) -> Any:
+            if len(ran) == limit:
+                raise Stop
+            ran.append(case)
+            return attempt(method, case, *args, **kwargs)
+
+        return run
+
+    # Per setting: 2 tuning trials on 1 validation trajectory, then N_TEST test cases.
+    per_setting = 2 * 1 + N_TEST
+    monkeypatch.setattr(benchmark_module, "attempt", stop_after(per_setting - N_TEST + 1))
+    with pytest.raises(Stop):
+        benchmark(out, root / "cache", "--set", "methods=[ldensf]")
+    (journal,) = (out / "progress").glob("*/ldensf.partial")
+    assert len(list((journal / "tuning").glob("*.json"))) == 2
+    assert len(list((journal / "test").glob("*.json"))) == 1
+    assert not (journal.parent / "ldensf.json").exists()
+    started = json.loads((journal / "full_order.json").read_text())
+
+    ran.clear()
+    monkeypatch.setattr(benchmark_module, "attempt", stop_after(10**6))
+    benchmark(out, root / "cache", "--set", "methods=[ldensf]")
+    assert len(ran) == 2 * per_setting - (per_setting - N_TEST + 1)
+    assert not list((out / "progress").glob("*/*.partial"))
+    again = json.loads((out / "results.json").read_text())
+    for name, setting in again["settings"].items():
+        scores = setting["methods"]["ldensf"]
+        before = first["results"]["settings"][name]["methods"]["ldensf"]
+        for key in ("rel_rmse", "crps", "coverage90", "param_rel_error", "knobs"):
+            assert scores[key] == before[key], (name, key)
+        assert (
+            setting["tuning"]["methods"]["ldensf"]["trials"]
+            == first["results"]["settings"][name]["tuning"]["methods"]["ldensf"]["trials"]
+        )
+    assert again["settings"][journal.parent.name]["methods"]["ldensf"]["full_order"] == started
+
+
+def test_a_journal_kept_for_another_key_is_emptied(tmp_path: Path) -> None:
+    key = {"setting": "paper", "method": "ldensf", "budget": 2}
+    fail = SimpleNamespace(result=None, trace=None, error="diverged at cycle 3")
+    first_run = Journal(tmp_path / "j", key)
+    assert first_run.trial(0, 0, {"scale": 7.0}, lambda: fail) == (math.inf, fail.error)
+
+    def never() -> Any:
+        raise AssertionError("recomputed")
+
+    assert Journal(tmp_path / "j", key).trial(0, 0, {"scale": 7.0}, never)[1] == fail.error
+    with pytest.raises(AssertionError, match="recomputed"):
+        Journal(tmp_path / "j", {**key, "budget": 1}).trial(0, 0, {"scale": 7.0}, never)
 
 
 def test_bad_input_exits_2_with_one_line(

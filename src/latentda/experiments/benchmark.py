@@ -29,7 +29,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,7 +48,7 @@ from latentda.data.splits import (
     split_indices,
 )
 from latentda.errors import ConfigError
-from latentda.experiments.bench_progress import Progress, progress_key
+from latentda.experiments.bench_progress import Journal, Progress, progress_key
 from latentda.experiments.config import merge
 from latentda.experiments.field_config import (
     METHODS,
@@ -464,22 +463,29 @@ def tune(
     cases: list[TwinCase],
     budget: int,
     progress: bool,
+    journal: Journal,
 ) -> dict[str, Any]:
     """A method's knobs by grid search on validation ``cases`` over the first ``budget``
     combinations of its grid: the one with the lowest mean over cases of the time-mean
-    relative RMSE (a diverged run counts as ``inf``; ties keep the earlier one). Returns the
-    grid, every trial and the choice."""
+    relative RMSE (a diverged run counts as ``inf``; ties keep the earlier one). Each
+    trial's score on each case goes through ``journal`` (read back if a stopped run
+    finished it). Returns the grid, every trial and the choice."""
     trials = []
-    for knobs in tqdm(
-        spec.candidates()[:budget], disable=not progress, desc=f"tune {spec.tag}", leave=False
+    for i, knobs in enumerate(
+        tqdm(spec.candidates()[:budget], disable=not progress, desc=f"tune {spec.tag}", leave=False)
     ):
-        method = spec.with_knobs(ensemble_size, **knobs).build(context)
+        # Built only if a case of this trial is not in the journal.
+        method = functools.cache(
+            lambda knobs=knobs: spec.with_knobs(ensemble_size, **knobs).build(context)
+        )
         scores, errors = [], []
-        for case in cases:
-            o = attempt(method, case)
-            scores.append(math.inf if o.result is None else o.result.time_means()["rel_rmse"])
-            if o.error:
-                errors.append(o.error)
+        for j, case in enumerate(cases):
+            score, error = journal.trial(
+                i, j, knobs, lambda case=case, method=method: attempt(method(), case)
+            )
+            scores.append(score)
+            if error:
+                errors.append(error)
         trials.append({"knobs": knobs, "val_rel_rmse": float(np.mean(scores)), "errors": errors})
     best = min(range(len(trials)), key=lambda i: trials[i]["val_rel_rmse"])
     return {
@@ -538,7 +544,9 @@ def run_setting(
     is built once and shared by all methods (same readings). Each finished method is saved
     in ``saved`` with ``reference()`` (the full-order timing of this run) and, on a later
     run with the same key, loaded instead of recomputed, with the reference of its own run
-    (``reference()`` only for pairs saved before references were stored)."""
+    (``reference()`` only for pairs saved before references were stored). A pair stopped
+    midway resumes from its journal (:class:`Journal`): finished tuning trials and test
+    cases are read back, the rest computed."""
     pairs = [(p, s) for p in test.positions for s in config.seeds]
 
     # Cases are observed once, when a method first needs them (not at all for a setting
@@ -571,11 +579,12 @@ def run_setting(
             tuning[name], outcomes[name] = done.tuning, done.outcomes
             references[name] = done.full_order or reference()
             continue
-        references[name] = reference()
-        tuning[name] = tune(spec, context, n, val_cases(), config.tuning_budget, progress)
+        journal = saved.journal(key)
+        references[name] = journal.reference(reference)
+        tuning[name] = tune(spec, context, n, val_cases(), config.tuning_budget, progress, journal)
         method = spec.with_knobs(n, **tuning[name]["chosen"]).build(context)
         outcomes[name] = {
-            pair: attempt(method, case(pair))
+            pair: journal.outcome(pair, lambda pair=pair, m=method: attempt(m, case(pair)))
             for pair in tqdm(pairs, disable=not progress, desc=f"test {setting.name} {name}")
         }
         saved.save(key, tuning[name], outcomes[name], references[name])
