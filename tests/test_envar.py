@@ -233,6 +233,37 @@ def test_adaptive_inflation_is_the_analysis_of_the_inflated_background() -> None
     torch.testing.assert_close(ours.ensemble, wide.ensemble, rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_member_start_changes_the_path_not_the_linear_minimum(adaptive: bool) -> None:
+    """Linear window, noise-free readings made by member 2 (with ``adaptive``: by the point
+    three times as far out along its anomaly, so the background is too narrow for them):
+    the first iterate jumps onto that member (a step of
+    ``√(N−1)/λ`` in ``w``, which lands on the run member when the anomalies were inflated
+    by ``λ``), and the iterations end at the same minimum as from the mean, to round-off
+    (the cost is quadratic: its minimiser and Hessian do not depend on the start)."""
+    d, m, n, L, gap = 5, 3, 12, 3, 2
+    g, M, H, std, mean0, cov0 = linear_problem(d, m)
+    observer = Observer(LinearMap(H), std)
+    E0 = gaussian_ensemble_exact(mean0, cov0, n, g)
+    source = E0[2] + (2.0 if adaptive else 0.0) * (E0[2] - E0.mean(0))
+    propagate = _propagator(LinearSystem(M), [gap * (k + 1) for k in range(L)])
+    ys = torch.stack([observer(x)[0] for x in propagate(source[None])])
+    knobs = {"window": L, "iterations": 10, "tolerance": 1e-9, "adaptive_inflation": adaptive}
+    ours = FourDEnVar(**knobs, member_starts=True).analyse(E0, propagate, ys, observer, g)
+    plain = FourDEnVar(**knobs).analyse(E0, propagate, ys, observer, g)
+    lam = 1.0
+    if adaptive:
+        Y = [observer(x) for x in propagate(E0)]
+        delta = torch.cat([(y - Yk.mean(0)) / std for y, Yk in zip(ys, Y, strict=True)])
+        G = torch.cat([((Yk - Yk.mean(0)) / ((n - 1) ** 0.5 * std)).T for Yk in Y])
+        lam = innovation_inflation(delta, G)
+        assert lam > 1.2, lam
+    assert ours.step_norms[0] == pytest.approx((n - 1) ** 0.5 / lam, rel=1e-12)
+    assert plain.step_norms[0] != pytest.approx(ours.step_norms[0], rel=1e-3)
+    torch.testing.assert_close(ours.ensemble, plain.ensemble, rtol=0, atol=1e-8)
+    torch.testing.assert_close(ours.w, plain.w, rtol=0, atol=1e-8)
+
+
 class _ExactGaussian(InitialEnsemble):
     def __init__(self, mean: torch.Tensor, cov: torch.Tensor) -> None:
         self.mean, self.cov = mean, cov

@@ -58,6 +58,8 @@ from latentda.filters.envar import (
     cycle_windows,
     gauss_newton_step,
     innovation_inflation,
+    lowest_cost,
+    member_controls,
     window_blocks,
 )
 from latentda.filters.ldensf import (
@@ -406,19 +408,21 @@ class LEVDA:
                 )
             return delta, jac.double()
 
-        def cost(v: Tensor) -> float:
+        def misfit(v: Tensor) -> float:
             with torch.no_grad():
                 delta = obs.y - obs(mean + X @ v.to(X.dtype)).double()
-            return float(0.5 * (v @ v + delta @ delta))
+            return float(delta @ delta)
+
+        def cost(v: Tensor) -> float:
+            return 0.5 * (float(v @ v) + misfit(v))
 
         delta, G = evaluate(w)
         if self.adaptive_inflation:
             lam = innovation_inflation(delta, G)
             X, A, G = lam * X, lam * A, lam * G  # δ at w = 0 does not depend on X
         if self.member_starts:  # among the (inflated) members
-            starts = torch.cat([w[None], root * torch.eye(n, dtype=w.dtype)])
-            at = torch.tensor([cost(v) for v in starts])
-            best = int(torch.argmin(torch.where(torch.isfinite(at), at, torch.inf)))
+            starts = member_controls(n, root, w.dtype)
+            best = lowest_cost(starts, torch.tensor([misfit(v) for v in starts]))
             if best > 0:
                 w = starts[best]
                 delta, G = evaluate(w)
