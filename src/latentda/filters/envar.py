@@ -296,12 +296,14 @@ class FourDEnVar:
         inflated members), so a background whose spread is too small for its innovations
         (a collapsed or biased ensemble) is widened where the data say so.
     member_starts
-        If a member of the background run fits the window better than the mean does
-        (``J = ½‖w‖² + ½‖R^{-1/2}(y − H M(·))‖²``, the mean's predictions read as ``ȳ``),
-        take it as the first iterate instead of the transform's step from ``w = 0``: the
-        next iterate runs the ensemble re-centred on it (:func:`member_controls`,
-        :func:`lowest_cost`; no extra run of the model). Against window costs with several
-        minima, as LEVDA's.
+        Run the background mean through the window with the members (one state more) and,
+        if a member fits the window better than the mean does
+        (``J = ½‖w‖² + ½‖R^{-1/2}(y − H M(·))‖²``), take it as the first iterate instead of
+        the transform's step from ``w = 0``: the next iterate runs the ensemble re-centred
+        on it (:func:`member_controls`, :func:`lowest_cost`). Against window costs with
+        several minima, as LEVDA's. The mean's own run, not ``ȳ``, is what a member is
+        compared with: the average of members' predictions of a localised feature at
+        different places is a smeared field that fits better than any one of them.
     """
 
     window: int = 4
@@ -354,7 +356,12 @@ class FourDEnVar:
         w, T, T_inv = torch.zeros(n, dtype=dtype, device=device), eye, eye
         hessian, norms = eye, []
         # The first iterate (w = 0, T = I) is the background itself: its run is the forecast.
-        background = states = propagate(ensemble)
+        if self.member_starts:
+            runs = propagate(torch.cat([ensemble, mu[None]]))
+            background = states = [x[:n] for x in runs]
+            mean_states = [x[n:] for x in runs]
+        else:
+            background = states = propagate(ensemble)
         if len(states) != ys.shape[0]:
             raise DataError(f"propagate gave {len(states)} times for {ys.shape[0]} readings")
         if not bool(present.any()):
@@ -363,7 +370,7 @@ class FourDEnVar:
             if it > 0:
                 states = propagate(mu + (w / root + T) @ A)
             innovations, jacobians = [], []
-            member_misfit = torch.zeros(n, dtype=dtype, device=device)
+            misfits = torch.zeros(n + 1, dtype=dtype, device=device)  # the mean's, the members'
             for k, state in enumerate(states):
                 idx = present[k]
                 if not bool(idx.any()):
@@ -377,18 +384,19 @@ class FourDEnVar:
                 ybar = Y.mean(dim=0)
                 innovations.append((ys[k, idx].to(dtype) - ybar) / std[idx])
                 jacobians.append((T_inv @ ((Y - ybar) / (root * std[idx]))).T)
-                member_misfit += ((ys[k, idx].to(dtype) - Y) / std[idx]).square().sum(-1)
+                if it == 0 and self.member_starts:
+                    Y = torch.cat([observers[k](mean_states[k])[:, idx], Y])
+                    misfits += ((ys[k, idx].to(dtype) - Y) / std[idx]).square().sum(-1)
             lam = 1.0
             if it == 0 and self.adaptive_inflation:
                 # The background run is at w = 0, T = I: only its anomalies scale.
                 lam = innovation_inflation(torch.cat(innovations), torch.cat(jacobians))
                 A, jacobians = lam * A, [lam * G for G in jacobians]
             if it == 0 and self.member_starts:
-                starts = member_controls(n, root / lam, dtype)
-                mean_misfit = torch.cat(innovations).square().sum()
-                best = lowest_cost(starts, torch.cat([mean_misfit[None], member_misfit]))
+                starts = member_controls(n, root / lam, dtype).to(device)
+                best = lowest_cost(starts, misfits)
                 if best > 0:  # the next iterate runs the ensemble around that member
-                    w = starts[best].to(device)
+                    w = starts[best]
                     norms.append(float(torch.linalg.vector_norm(w)))
                     continue
             gn = gauss_newton_step(w, innovations, jacobians)
