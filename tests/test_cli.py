@@ -134,8 +134,8 @@ def test_interrupted_run_leaves_no_metrics(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        # One thread, as run_cli: on a loaded machine two OpenMP threads per process made the
-        # run answer SIGINT later than the 60 s allowed below (seen once, 4 processes on 2 cores).
+        # One thread, as run_cli, so the run does not oversubscribe a loaded machine: it once
+        # missed the 60 s allowed below with 4 processes on the 2 cores (cause not isolated).
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     deadline = time.time() + 60
