@@ -385,8 +385,8 @@ class FourDEnVar:
                 innovations.append((ys[k, idx].to(dtype) - ybar) / std[idx])
                 jacobians.append((T_inv @ ((Y - ybar) / (root * std[idx]))).T)
                 if it == 0 and self.member_starts:
-                    Y = torch.cat([observers[k](mean_states[k])[:, idx], Y])
-                    misfits += ((ys[k, idx].to(dtype) - Y) / std[idx]).square().sum(-1)
+                    both = torch.cat([observers[k](mean_states[k])[:, idx], Y])
+                    misfits += ((ys[k, idx].to(dtype) - both) / std[idx]).square().sum(-1)
             lam = 1.0
             if it == 0 and self.adaptive_inflation:
                 # The background run is at w = 0, T = I: only its anomalies scale.

@@ -422,7 +422,8 @@ class LEVDA:
             X, A, G = lam * X, lam * A, lam * G  # δ at w = 0 does not depend on X
         if self.member_starts:  # among the (inflated) members
             starts = member_controls(n, root, w.dtype)
-            best = lowest_cost(starts, torch.tensor([misfit(v) for v in starts]))
+            at_mean = float(delta @ delta)  # δ at w = 0, which inflation leaves as it is
+            best = lowest_cost(starts, torch.tensor([at_mean] + [misfit(v) for v in starts[1:]]))
             if best > 0:
                 w = starts[best]
                 delta, G = evaluate(w)
