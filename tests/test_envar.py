@@ -264,6 +264,30 @@ def test_member_start_changes_the_path_not_the_linear_minimum(adaptive: bool) ->
     torch.testing.assert_close(ours.w, plain.w, rtol=0, atol=1e-8)
 
 
+def test_member_start_skips_the_mean_without_readings() -> None:
+    """A window with no present reading returns the background and runs the ensemble once,
+    without the mean's extra run that only the member search needs."""
+    d, m, n, L = 5, 3, 12, 3
+    g, M, H, std, mean0, cov0 = linear_problem(d, m)
+    observer = Observer(LinearMap(H), std)
+    E0 = gaussian_ensemble_exact(mean0, cov0, n, g)
+    inner = _propagator(LinearSystem(M), [k + 1 for k in range(L)])
+    batches: list[int] = []
+
+    def propagate(X: torch.Tensor) -> list[torch.Tensor]:
+        batches.append(X.shape[0])
+        return inner(X)
+
+    ys = torch.full((L, m), float("nan"), dtype=torch.float64)
+    out = FourDEnVar(window=L, member_starts=True).analyse(E0, propagate, ys, observer, g)
+    assert batches == [n]
+    torch.testing.assert_close(out.ensemble, E0, rtol=0, atol=0)
+    ys[1, 0] = 0.0  # one reading: the search runs the mean with the members
+    batches.clear()
+    FourDEnVar(window=L, member_starts=True).analyse(E0, propagate, ys, observer, g)
+    assert batches[0] == n + 1
+
+
 class _ExactGaussian(InitialEnsemble):
     def __init__(self, mean: torch.Tensor, cov: torch.Tensor) -> None:
         self.mean, self.cov = mean, cov

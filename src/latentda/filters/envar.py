@@ -356,7 +356,9 @@ class FourDEnVar:
         w, T, T_inv = torch.zeros(n, dtype=dtype, device=device), eye, eye
         hessian, norms = eye, []
         # The first iterate (w = 0, T = I) is the background itself: its run is the forecast.
-        if self.member_starts:
+        # The mean's own run only serves the member search, which needs readings.
+        search = self.member_starts and bool(present.any())
+        if search:
             runs = propagate(torch.cat([ensemble, mu[None]]))
             background = states = [x[:n] for x in runs]
             mean_states = [x[n:] for x in runs]
@@ -384,7 +386,7 @@ class FourDEnVar:
                 ybar = Y.mean(dim=0)
                 innovations.append((ys[k, idx].to(dtype) - ybar) / std[idx])
                 jacobians.append((T_inv @ ((Y - ybar) / (root * std[idx]))).T)
-                if it == 0 and self.member_starts:
+                if it == 0 and search:
                     both = torch.cat([observers[k](mean_states[k])[:, idx], Y])
                     misfits += ((ys[k, idx].to(dtype) - both) / std[idx]).square().sum(-1)
             lam = 1.0
@@ -392,7 +394,7 @@ class FourDEnVar:
                 # The background run is at w = 0, T = I: only its anomalies scale.
                 lam = innovation_inflation(torch.cat(innovations), torch.cat(jacobians))
                 A, jacobians = lam * A, [lam * G for G in jacobians]
-            if it == 0 and self.member_starts:
+            if it == 0 and search:
                 starts = member_controls(n, root / lam, dtype).to(device)
                 best = lowest_cost(starts, misfits)
                 if best > 0:  # the next iterate runs the ensemble around that member
