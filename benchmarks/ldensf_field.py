@@ -21,7 +21,8 @@ import torch
 from _common import save
 from latentda.data import open_dataset
 from latentda.experiments.field_twin import FieldTwinResult, run_ldensf
-from latentda.filters.ldensf import LatentSurrogate, LDEnSF, ldensf_ensf
+from latentda.filters.latent_analysis import ScoreAnalysis, ldensf_ensf
+from latentda.filters.ldensf import LatentSurrogate, LDEnSF
 
 KEYS = ("rel_rmse", "crps", "coverage90", "param_rel_error")
 
@@ -53,7 +54,7 @@ def main() -> None:
 
     ds = open_dataset(a.data)
     surrogate = LatentSurrogate.load(a.ldnet, a.encoder, ds)
-    filt = LDEnSF(ensemble_size=a.members, ensf=ldensf_ensf(scaling=a.scale))
+    filt = LDEnSF(a.members, analysis=ScoreAnalysis(ldensf_ensf(scaling=a.scale)))
     results = {}
     for name, assimilate in (("ldensf", True), ("no_assimilation", False)):
         runs = [

@@ -33,7 +33,8 @@ from latentda.experiments.field_methods import (
 from latentda.experiments.field_smoothers import FourDEnVarFieldMethod, LEVDAMethod
 from latentda.experiments.field_twin import FieldMethod, LDEnSFMethod, TwinCase, make_case
 from latentda.filters.envar import FourDEnVar, check_window_knobs
-from latentda.filters.ldensf import LatentSurrogate, LDEnSF, ldensf_ensf
+from latentda.filters.latent_analysis import KalmanAnalysis, ScoreAnalysis, ldensf_ensf
+from latentda.filters.ldensf import LatentSurrogate, LDEnSF
 from latentda.filters.levda import LEVDA
 from latentda.observations.layouts import moving
 from latentda.observations.sensors import RandomLayout, RegularLayout, SensorConfig
@@ -267,10 +268,41 @@ class LDEnSFConfig(FieldMethodConfig):
 
     def filter(self) -> LDEnSF:
         ensf = ldensf_ensf(self.scale, self.steps, self.eps_alpha, self.eps_beta)
-        return LDEnSF(self.ensemble_size, ensf=ensf, param_jitter=self.param_jitter)
+        return LDEnSF(self.ensemble_size, ScoreAnalysis(ensf), param_jitter=self.param_jitter)
 
     def build(self, ctx: MethodContext) -> FieldMethod:
         return LDEnSFMethod(ctx.surrogate, self.filter(), model_error=self.model_error)
+
+
+@FieldMethodConfig.register
+@dataclass
+class LDETKFConfig(FieldMethodConfig):
+    """``ldetkf``: LD-EnSF with the ETKF in place of the EnSF analysis
+    (:class:`~latentda.filters.latent_analysis.KalmanAnalysis`), the ablation that isolates
+    the score filter's update: same LDNet, encoder, noise estimate, prior and forecast;
+    ``inflation`` of the analysis anomalies, parameter random walk ``param_jitter``."""
+
+    tag: ClassVar[str] = "ldetkf"
+    label: ClassVar[str] = "LD-ETKF (LD-EnSF, Kalman analysis)"
+    needs: ClassVar[tuple[str, ...]] = ("ldnet", "encoder")
+    grid: ClassVar[dict[str, list[Any]]] = {
+        "inflation": [1.0, 1.05, 1.1, 1.2],
+        "param_jitter": [0.0, 0.01],
+    }
+    name: str = "ldetkf"
+    ensemble_size: int = 20
+    inflation: float = 1.0
+    param_jitter: float = 0.0
+    model_error: bool = True
+
+    def validate(self, where: str) -> None:
+        _ensemble(where, self.ensemble_size, self.inflation)
+        non_negative(where, param_jitter=self.param_jitter)
+
+    def build(self, ctx: MethodContext) -> FieldMethod:
+        analysis = KalmanAnalysis(self.inflation)
+        filt = LDEnSF(self.ensemble_size, analysis, param_jitter=self.param_jitter)
+        return LDEnSFMethod(ctx.surrogate, filt, model_error=self.model_error, tag=self.tag)
 
 
 @FieldMethodConfig.register

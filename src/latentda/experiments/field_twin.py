@@ -361,7 +361,8 @@ class LDEnSFMethod(FieldMethod):
     """LD-EnSF (:class:`LDEnSF`) with a trained surrogate, reading the case at its sensors.
 
     ``assimilate=False`` is the no-assimilation reference: the same prior ensemble rolled out
-    with every reading treated as missing.
+    with every reading treated as missing. ``tag`` names an assimilating run (``ldetkf`` for
+    the filter with the Kalman analysis).
 
     ``model_error=True`` (the default) scores members of the predictive distribution: each
     decoded member plus a centred Gaussian draw of the LDNet's own error, std
@@ -375,10 +376,11 @@ class LDEnSFMethod(FieldMethod):
     filter: LDEnSF = field(default_factory=LDEnSF)
     assimilate: bool = True
     model_error: bool = True
+    tag: str = "ldensf"
 
     @property
     def name(self) -> str:  # type: ignore[override]
-        return "ldensf" if self.assimilate else "no_assimilation"
+        return self.tag if self.assimilate else "no_assimilation"
 
     def run(self, case: TwinCase, gen: torch.Generator) -> MethodRun:
         readings = case.readings

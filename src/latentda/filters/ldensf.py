@@ -11,7 +11,10 @@ normalised parameters (``u ∈ [-1, 1]^p`` on the prior's support). One frame ``
 - **analysis**: :class:`~latentda.filters.ensf.EnSF` with the identity observer
   ``φ_t = κ + ε``, ``ε ~ N(0, diag σ²)``, ``σ`` ``(d_s + p,)`` the encoder's residual estimate
   (DESIGN 5.2), run on ``κ' = κ/σ`` where the noise is ``N(0, I)``: one EnSF scale then suits
-  dimensions whose ``σ`` differ by orders of magnitude (see :func:`ldensf_ensf`).
+  dimensions whose ``σ`` differ by orders of magnitude (see
+  :func:`~latentda.filters.latent_analysis.ldensf_ensf`). The analysis is a strategy
+  (:mod:`latentda.filters.latent_analysis`): the ETKF in its place is the ablation that shows
+  what the score filter's update costs or gains.
 
 No full-order model and no reconstruction run in the loop; fields come from ``R(s, ξ)`` only
 when :meth:`LDEnSFResult.reconstruct` asks, which is why its time is reported separately.
@@ -34,7 +37,7 @@ from latentda.data.normalise import Normaliser
 from latentda.data.splits import dataset_axes, grid_coords, unit_coords
 from latentda.errors import ConfigError, DataError
 from latentda.filters.ensemble import check_finite, clip_params
-from latentda.filters.ensf import EnSF, LinearSchedule, whitened_analysis
+from latentda.filters.latent_analysis import LatentAnalysis, ScoreAnalysis
 from latentda.observations.observer import present_mask
 from latentda.observations.sensors import same_sensors
 from latentda.surrogates.encoder import FixedOrderEncoder
@@ -188,25 +191,6 @@ def prior_kappa(model: LDNet, n: int, start: InitialLatent | None, gen: torch.Ge
     return torch.cat([s, u], dim=-1)
 
 
-def ldensf_ensf(
-    scaling: float = 7.0, steps: int = 100, eps_alpha: float = 0.01, eps_beta: float = 0.0
-) -> EnSF:
-    """EnSF for LD-EnSF: DESIGN 6.3's ``K = 100``, ``ε_α = 0.01``, ``ε_β = 0``, but
-    ``c = 7`` instead of 100.
-
-    The analysis runs on ``κ' = κ/σ`` (unit latent noise), so ``c`` is in units of ``σ``.
-    With the per-member score each member relaxes towards ``φ`` with a gain of about
-    ``c²/(c² + K)`` per analysis and keeps a kernel noise of about ``c σ/√K``, and the
-    explicit steps are stable only for ``c ≲ √K`` (:meth:`EnSF.growth`: 1.02 at ``c = 10``,
-    6·10⁴ at 12, 10²¹² at 100, for ``K = 100``), which rules DESIGN's ``c = 100`` out in
-    either reading (dividing explodes, multiplying gives a gain of 10⁻⁶). ``c = 7`` (gain
-    ≈ 1/3, growth 1) gave the lowest parameter error, and tied for the lowest field error, of
-    3, 5, 7, 10 on the validation trajectories of the tests' tiny Kolmogorov store; tune it
-    like any baseline knob.
-    """
-    return EnSF(steps=steps, schedule=LinearSchedule(eps_alpha, eps_beta), scale=scaling)
-
-
 class LatentTrajectory:
     """What an assimilated latent stream offers (mixed into :class:`LDEnSFResult` and
     :class:`~latentda.filters.levda.LEVDAResult`): the latent and parameter parts of its
@@ -348,8 +332,11 @@ class LDEnSF:
     ----------
     ensemble_size
         ``N``.
-    ensf
-        The analysis scheme on ``κ`` (see :func:`ldensf_ensf` for the defaults).
+    analysis
+        The update of ``κ`` by ``φ``: :class:`~latentda.filters.latent_analysis.ScoreAnalysis`
+        (EnSF, the method's own; see :func:`~latentda.filters.latent_analysis.ldensf_ensf`
+        for the defaults) or :class:`~latentda.filters.latent_analysis.KalmanAnalysis` (the
+        ETKF ablation).
     param_jitter
         ``σ_u``: std of the random walk added to the normalised parameters at every forecast
         step (0: parameters persist exactly).
@@ -361,7 +348,7 @@ class LDEnSF:
     """
 
     ensemble_size: int = 20
-    ensf: EnSF = field(default_factory=ldensf_ensf)
+    analysis: LatentAnalysis = field(default_factory=ScoreAnalysis)
     param_jitter: float = 0.0
     clip_params: bool = True
     start: InitialLatent | None = None
@@ -371,8 +358,6 @@ class LDEnSF:
             raise ConfigError(f"ensemble_size must be >= 2, got {self.ensemble_size}")
         if not 0.0 <= self.param_jitter < float("inf"):
             raise ConfigError(f"param_jitter must be finite and >= 0, got {self.param_jitter}")
-        # In κ' = κ/σ the likelihood precision is 1.
-        self.ensf.check_growth(1.0, "the unit-noise latent likelihood")
 
     def initial_ensemble(self, surrogate: LatentSurrogate, gen: torch.Generator) -> Tensor:
         """``κ`` at frame 0 before any data, ``(N, d_s + p)``: ``u ~ U[-1, 1]^p`` (the prior),
@@ -442,7 +427,7 @@ class LDEnSF:
                     at = loc[t] if loc.ndim == 3 else loc  # moving sensors: (T, S, 2)
                     phi, state = encoder(y[t][None, None], at, state)
                     phis[t] = phi[0, 0]
-                    analysis = whitened_analysis(self.ensf, kappa, phis[t], sigma, gen)
+                    analysis = self.analysis(kappa, phis[t], sigma, gen)
                     kappa = self._clip(analysis, d_s)
                     t_filter += time.perf_counter() - t0
                     check_finite(kappa, t, "analysis", "LD-EnSF")
