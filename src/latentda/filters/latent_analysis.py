@@ -6,7 +6,7 @@ update a forecast ensemble ``(N, d)`` from ``φ`` ``(d,)``:
 
 - :class:`ScoreAnalysis`, the EnSF of DESIGN 6.2 (the method's own analysis). With the
   per-member prior score each member relaxes towards ``φ`` with a gain of about
-  ``c²/(c² + K)`` whatever the forecast spread (see :func:`~latentda.filters.ldensf.ldensf_ensf`):
+  ``c²/(c² + K)`` whatever the forecast spread (see :func:`ldensf_ensf`):
   the ensemble's covariance, and with it the coupling of latent state and parameters, does not
   enter the update.
 - :class:`KalmanAnalysis`, the ETKF (Hunt et al. 2007) in the same whitened coordinates: the
