@@ -30,9 +30,10 @@ from _common import save
 from latentda.data import open_dataset
 from latentda.experiments.field_twin import make_case
 from latentda.experiments.twin import stream
+from latentda.filters.etkf import ETKF
 from latentda.filters.latent_analysis import KalmanAnalysis, ScoreAnalysis, ldensf_ensf
 from latentda.filters.ldensf import LatentSurrogate, LDEnSF, decode_latents
-from latentda.metrics import relative_rmse
+from latentda.metrics import param_relative_error, relative_rmse
 
 
 def per_frame(fields: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -58,7 +59,7 @@ def main() -> None:
     sur = LatentSurrogate.load(a.ldnet, a.encoder, ds)
     filters = {
         "ensf": LDEnSF(a.members, ScoreAnalysis(ldensf_ensf(a.scale))),
-        "etkf": LDEnSF(a.members, KalmanAnalysis(a.inflation)),
+        "etkf": LDEnSF(a.members, KalmanAnalysis(ETKF(inflation=a.inflation))),
     }
     rows: dict[str, list[list[float]]] = {k: [] for k in ("rollout", "encoder", *filters)}
     for i in range(a.trajectories):
@@ -69,18 +70,19 @@ def main() -> None:
             s = sur.ldnet.rollout(true_u, case.n_frames).transpose(0, 1)  # (T, 1, d_s)
         e = per_frame(decode_latents(sur, s, frames), case.truth)
         rows["rollout"].append([float(e.mean()), float(e[-1]), 0.0])
-        for name, filt in filters.items():
-            res = filt.assimilate(sur, case.readings, stream(a.seed, "filter"))
-            e = per_frame(decode_latents(sur, res.latent, frames), case.truth)
-            u, truth_u = res.params[-1].mean(0), case.true_params.double()
-            perr = float(((u - truth_u).abs() / truth_u.abs()).mean())
+        runs = {
+            k: f.assimilate(sur, case.readings, stream(a.seed, "filter"))
+            for k, f in filters.items()
+        }
+        # φ_t, the encoder's output, is the same for both filters.
+        phi = runs["ensf"].latent_obs
+        decoded = {k: (r.latent, r.params[-1].mean(0)) for k, r in runs.items()}
+        u_phi = sur.normaliser.denormalise_params(phi[-1, sur.latent_dim :])
+        decoded["encoder"] = (phi[:, None, : sur.latent_dim], u_phi)
+        for name, (latent, u) in decoded.items():
+            e = per_frame(decode_latents(sur, latent, frames), case.truth)
+            perr = float(param_relative_error(u, case.true_params))
             rows[name].append([float(e.mean()), float(e[-1]), perr])
-            if name == "ensf":  # φ_t is the same for both filters
-                phi = res.latent_obs[:, None, : sur.latent_dim]
-                e = per_frame(decode_latents(sur, phi, frames), case.truth)
-                u_phi = sur.normaliser.denormalise_params(res.latent_obs[-1, sur.latent_dim :])
-                perr = float(((u_phi.double() - truth_u).abs() / truth_u.abs()).mean())
-                rows["encoder"].append([float(e.mean()), float(e[-1]), perr])
         print(f"trajectory {i}: " + ", ".join(f"{k} {v[-1][0]:.4f}" for k, v in rows.items()))
     results = {
         "trajectories": a.trajectories,

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from latentda.errors import ConfigError
+from latentda.filters.etkf import ETKF
 from latentda.filters.latent_analysis import KalmanAnalysis, ScoreAnalysis, ldensf_ensf
 
 
@@ -31,7 +32,7 @@ def test_kalman_analysis_is_the_kalman_update(inflation: float) -> None:
     sigma = torch.tensor([0.1, 1.0, 3.0, 0.5, 0.02], dtype=torch.float64)
     phi = torch.randn(d, generator=g, dtype=torch.float64)
     phi[2] = float("nan")  # a missing entry
-    Ea = KalmanAnalysis(inflation)(E, phi, sigma, g)
+    Ea = KalmanAnalysis(ETKF(inflation=inflation))(E, phi, sigma, g)
     mean, cov = _kalman(E, phi, sigma)
     torch.testing.assert_close(Ea.mean(0), mean, rtol=0, atol=1e-12)
     torch.testing.assert_close(torch.cov(Ea.T), inflation**2 * cov, rtol=1e-10, atol=1e-12)
@@ -42,7 +43,7 @@ def test_kalman_analysis_without_readings_returns_the_forecast() -> None:
     phi = torch.full((3,), float("nan"), dtype=torch.float64)
     assert KalmanAnalysis()(E, phi, torch.ones(3, dtype=torch.float64), torch.Generator()) is E
     with pytest.raises(ConfigError, match="inflation"):
-        KalmanAnalysis(0.0)
+        KalmanAnalysis(ETKF(inflation=0.0))
 
 
 @pytest.mark.parametrize("spread", [0.01, 1.0])

@@ -16,6 +16,13 @@ def relative_rmse(estimate: Tensor, truth: Tensor) -> Tensor:
     return torch.sqrt(((estimate - truth) ** 2).sum(-1) / (truth**2).sum(-1))
 
 
+def param_relative_error(estimate: Tensor, truth: Tensor) -> Tensor:
+    """``mean_k |û_k − u_k| / |u_k|`` over the last axis (the ``p`` parameters, so each counts
+    equally whatever its units; infinite if a true parameter is 0), float64."""
+    u = truth.double()
+    return ((estimate.double() - u).abs() / u.abs()).mean(-1)
+
+
 def spread(E: Tensor) -> Tensor:
     """Ensemble spread ``sqrt(mean_i var_j E_ji)`` (unbiased variance), DAPPER's ``spread``."""
     return torch.sqrt(E.var(dim=0, unbiased=True).mean(-1))

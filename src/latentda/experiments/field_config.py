@@ -33,6 +33,7 @@ from latentda.experiments.field_methods import (
 from latentda.experiments.field_smoothers import FourDEnVarFieldMethod, LEVDAMethod
 from latentda.experiments.field_twin import FieldMethod, LDEnSFMethod, TwinCase, make_case
 from latentda.filters.envar import FourDEnVar, check_window_knobs
+from latentda.filters.etkf import ETKF
 from latentda.filters.latent_analysis import KalmanAnalysis, ScoreAnalysis, ldensf_ensf
 from latentda.filters.ldensf import LatentSurrogate, LDEnSF
 from latentda.filters.levda import LEVDA
@@ -300,7 +301,7 @@ class LDETKFConfig(FieldMethodConfig):
         non_negative(where, param_jitter=self.param_jitter)
 
     def build(self, ctx: MethodContext) -> FieldMethod:
-        analysis = KalmanAnalysis(self.inflation)
+        analysis = KalmanAnalysis(ETKF(inflation=self.inflation))
         filt = LDEnSF(self.ensemble_size, analysis, param_jitter=self.param_jitter)
         return LDEnSFMethod(ctx.surrogate, filt, model_error=self.model_error, tag=self.tag)
 

@@ -43,13 +43,8 @@ from latentda.errors import ConfigError, DataError
 from latentda.experiments.field_twin import FieldMethod, MethodRun, TwinCase
 from latentda.filters.base import Filter
 from latentda.filters.ensemble import check_finite, clip_params
-from latentda.filters.ensf import (
-    EnSF,
-    LinearSchedule,
-    MemberPriorScore,
-    MixturePriorScore,
-    whitened_analysis,
-)
+from latentda.filters.ensf import EnSF, LinearSchedule, MemberPriorScore, MixturePriorScore
+from latentda.filters.latent_analysis import whitened_analysis
 from latentda.filters.letkf import LETKF
 from latentda.filters.localization import (
     Distance,

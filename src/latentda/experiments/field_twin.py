@@ -149,8 +149,7 @@ def score(
             f"{n_frames} ensemble frames and {params.shape[0]} parameter frames for "
             f"{len(truth)} truth frames"
         )
-    u = true_params.double()
-    param_err = ((params.double().mean(1) - u).abs() / u.abs()).mean(-1)
+    param_err = metrics.param_relative_error(params.double().mean(1), true_params)
     return {**{k: torch.stack(v) for k, v in out.items()}, "param_rel_error": param_err}
 
 

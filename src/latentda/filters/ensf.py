@@ -15,7 +15,6 @@ from torch import Tensor
 from latentda.errors import ConfigError
 from latentda.filters.ensemble import inflate
 from latentda.observations.observer import Observer, present_mask
-from latentda.observations.operators import Identity
 
 
 @dataclass(frozen=True)
@@ -211,30 +210,3 @@ class EnSF:
                 noise, alpha=math.sqrt(dtau * g2)
             )
         return inflate(self.scale * z, self.inflation)
-
-
-def whitened_analysis(
-    ensf: EnSF, ensemble: Tensor, phi: Tensor, sigma: Tensor, gen: torch.Generator
-) -> Tensor:
-    """EnSF analysis given a direct observation ``φ = κ + ε``, ``ε ~ N(0, diag σ²)``, of the
-    whole state (the latent observations of LD-EnSF and Latent-EnSF).
-
-    It runs on ``κ' = κ/σ`` with the identity observer and unit noise, so one EnSF
-    ``scale`` suits dimensions whose ``σ`` differ by orders of magnitude, and maps back.
-
-    Parameters
-    ----------
-    ensemble
-        Forecast ``κ`` ``(N, d)``.
-    phi
-        Observation ``(d,)``; NaN entries are missing.
-    sigma
-        Noise std ``(d,)`` (or a scalar), > 0.
-
-    Returns
-    -------
-    Tensor
-        Analysis ``(N, d)``.
-    """
-    observer = Observer(Identity(ensemble.shape[1]), 1.0)
-    return sigma * ensf.analysis(ensemble / sigma, phi / sigma, observer, gen)

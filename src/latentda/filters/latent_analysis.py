@@ -14,23 +14,23 @@ update a forecast ensemble ``(N, d)`` from ``φ`` ``(d,)``:
   narrows. An ablation of LD-EnSF: same surrogate, encoder, noise estimate and forecast, only
   the analysis differs.
 
-Both run on ``κ' = κ/σ`` (unit noise) and map back; NaN entries of ``φ`` are missing.
+Both are the project's filters run by :func:`whitened_analysis` on ``κ' = κ/σ`` (unit noise)
+and mapped back; NaN entries of ``φ`` are missing.
 """
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-from latentda.errors import ConfigError
-from latentda.filters.ensemble import inflate, mean_anomalies
-from latentda.filters.ensf import EnSF, LinearSchedule, whitened_analysis
-from latentda.filters.etkf import etkf_transform
-from latentda.observations.observer import present_mask
+from latentda.filters.base import Filter
+from latentda.filters.ensf import EnSF, LinearSchedule
+from latentda.filters.etkf import ETKF
+from latentda.observations.observer import Observer, present_mask
+from latentda.observations.operators import Identity
 
 
 class LatentAnalysis(ABC):
@@ -40,6 +40,35 @@ class LatentAnalysis(ABC):
     @abstractmethod
     def __call__(self, kappa: Tensor, phi: Tensor, sigma: Tensor, gen: torch.Generator) -> Tensor:
         """The analysis ensemble ``(N, d)``; ``gen`` is the only source of randomness."""
+
+
+def whitened_analysis(
+    filt: Filter, ensemble: Tensor, phi: Tensor, sigma: Tensor, gen: torch.Generator
+) -> Tensor:
+    """``filt``'s analysis given a direct observation ``φ = κ + ε``, ``ε ~ N(0, diag σ²)``, of
+    the whole state (the latent observations of LD-EnSF and Latent-EnSF).
+
+    It runs on ``κ' = κ/σ`` with the identity observer and unit noise, so one EnSF
+    ``scale`` suits dimensions whose ``σ`` differ by orders of magnitude, and maps back.
+
+    Parameters
+    ----------
+    ensemble
+        Forecast ``κ`` ``(N, d)``.
+    phi
+        Observation ``(d,)``; NaN entries are missing (all missing: ``ensemble`` itself).
+    sigma
+        Noise std ``(d,)`` (or a scalar), > 0.
+
+    Returns
+    -------
+    Tensor
+        Analysis ``(N, d)``.
+    """
+    if not bool(present_mask(phi).any()):
+        return ensemble
+    observer = Observer(Identity(ensemble.shape[1]), 1.0)
+    return sigma * filt.analysis(ensemble / sigma, phi / sigma, observer, gen)
 
 
 def ldensf_ensf(
@@ -63,7 +92,7 @@ def ldensf_ensf(
 
 @dataclass(frozen=True)
 class ScoreAnalysis(LatentAnalysis):
-    """The EnSF analysis (:func:`~latentda.filters.ensf.whitened_analysis`) with ``ensf``.
+    """The EnSF analysis (:func:`whitened_analysis`) with ``ensf``.
 
     Raises :class:`~latentda.errors.ConfigError` at construction if ``ensf``'s explicit steps
     cannot resolve the unit-noise likelihood (:meth:`EnSF.check_growth`)."""
@@ -80,27 +109,16 @@ class ScoreAnalysis(LatentAnalysis):
 
 @dataclass(frozen=True)
 class KalmanAnalysis(LatentAnalysis):
-    """ETKF update of the whitened ensemble, then multiplicative inflation of the analysis
-    anomalies (DAPPER's post-inflation, as :class:`~latentda.filters.etkf.ETKF`).
+    """The ETKF (Hunt et al. 2007; :class:`~latentda.filters.etkf.ETKF` with its inflation
+    and rotation options) on the whitened ensemble (:func:`whitened_analysis`).
 
     With ``E' = κ/σ``, mean ``μ``, anomalies ``A = E' − μ`` and the present entries ``P`` of
     ``φ' = φ/σ``: ``(w, T)`` = :func:`~latentda.filters.etkf.etkf_transform` of ``(A_P,
     φ'_P − μ_P)``, ``κ_a = σ · infl(μ + (w + T) A)``. For ``N > d`` and Gaussian forecasts
-    this is the Kalman analysis; deterministic (``gen`` unused).
+    this is the Kalman analysis; without rotation deterministic (``gen`` unused).
     """
 
-    inflation: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.inflation) and self.inflation > 0):
-            raise ConfigError(f"inflation must be finite and > 0, got {self.inflation}")
+    etkf: ETKF = field(default_factory=ETKF)
 
     def __call__(self, kappa: Tensor, phi: Tensor, sigma: Tensor, gen: torch.Generator) -> Tensor:
-        present = present_mask(phi)
-        if not bool(present.any()):
-            return kappa
-        scale = torch.as_tensor(sigma, dtype=kappa.dtype, device=kappa.device)
-        mu, A = mean_anomalies(kappa / scale)
-        y = phi.to(kappa.dtype) / scale
-        w, T = etkf_transform(A[:, present], (y - mu)[present])
-        return scale * inflate(mu + (w[None] + T) @ A, self.inflation)
+        return whitened_analysis(self.etkf, kappa, phi, sigma, gen)
