@@ -408,13 +408,14 @@ class LEVDA:
                 )
             return delta, jac.double()
 
-        def misfit(v: Tensor) -> float:
+        def misfits(v: Tensor) -> Tensor:
+            """``‖δ‖²`` ``(B,)`` of controls ``v`` ``(B, N)``, in one batched pass."""
             with torch.no_grad():
-                delta = obs.y - obs(mean + X @ v.to(X.dtype)).double()
-            return float(delta @ delta)
+                delta = obs.y - obs(mean + v.to(X.dtype) @ X.T).double()
+            return delta.square().sum(-1)
 
         def cost(v: Tensor) -> float:
-            return 0.5 * (float(v @ v) + misfit(v))
+            return 0.5 * (float(v @ v) + float(misfits(v[None])[0]))
 
         delta, G = evaluate(w)
         if self.adaptive_inflation:
@@ -423,7 +424,8 @@ class LEVDA:
         if self.member_starts:  # among the (inflated) members
             starts = member_controls(n, root, w.dtype)
             at_mean = float(delta @ delta)  # δ at w = 0, which inflation leaves as it is
-            best = lowest_cost(starts, torch.tensor([at_mean] + [misfit(v) for v in starts[1:]]))
+            member = misfits(starts[1:])  # the N members in one pass, not N
+            best = lowest_cost(starts, torch.cat([member.new_tensor([at_mean]), member]))
             if best > 0:
                 w = starts[best]
                 delta, G = evaluate(w)
