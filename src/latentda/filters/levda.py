@@ -156,16 +156,24 @@ class WindowObservations:
     Calling it maps controls ``(…, d_s + p)`` at ``start`` to the standardised predictions
     of the present readings ``(…, m)`` (times in order, then sensors, then channels); the
     standardised readings ``R^{-1/2} y`` are :attr:`y` ``(m,)``, so ``δ = y − map(κ)``.
-    The sensors' coordinate lift (:meth:`LDNet.coordinate_lift`) is computed once here.
+    The window's sensors are decoded in one call of the reconstruction net: the ``L`` times'
+    coordinates are padded to ``S_max`` sensors, ``(L, S_max, k)``, and lifted once
+    (:meth:`LDNet.coordinate_lift`); the latents of the ``L`` times ``(…, L, d_s)`` are read
+    at them, ``(…, L, S_max, C)``, and the present readings picked out of that. One batched
+    call instead of ``L`` matters to the forward-mode Jacobian, whose cost with few readings
+    is per operation, not per reading.
     """
 
     def __init__(self, model: LDNet, start: float, readings: Sequence[LatentReadings]) -> None:
         dtype = next(model.parameters()).dtype
         self.model, self.start = model, float(start)
         self.times = [float(r.time) for r in readings]
-        self.xi, self.lifted, self.index, self.scale, ys = [], [], [], [], []
+        self.d_s = model.config.latent_dim
+        s_max = max((int(r.y.shape[0]) for r in readings), default=0)
+        xi = torch.zeros(len(readings), s_max, model.coord_dim, dtype=dtype)
+        index, scale, ys = [], [], []
         with torch.no_grad():
-            for r in readings:
+            for k, r in enumerate(readings):
                 if r.y.ndim != 2 or r.xi.shape != (r.y.shape[0], model.coord_dim):
                     raise DataError(
                         f"readings {tuple(r.y.shape)} at coordinates {tuple(r.xi.shape)}: "
@@ -179,13 +187,16 @@ class WindowObservations:
                 if not bool((std > 0).all()):
                     raise DataError("observation noise std must be > 0")
                 idx = torch.nonzero(r.present.flatten()).flatten()
-                self.xi.append(r.xi.to(dtype))
-                self.lifted.append(model.coordinate_lift(self.xi[-1]))
-                self.index.append(idx)
-                self.scale.append((1.0 / std.flatten()[idx]).to(dtype))
+                xi[k, : r.y.shape[0]] = r.xi.to(dtype)
+                # entry (sensor j, channel c) of time k in the flattened (L, S_max, C) output
+                index.append(idx + k * s_max * model.n_channels)
+                scale.append((1.0 / std.flatten()[idx]).to(dtype))
                 ys.append(r.y.double().flatten()[idx] * (1.0 / std.flatten()[idx]))
+            self.lifted = model.coordinate_lift(xi)  # (L, S_max, width)
+        self.xi = xi
+        self.index = torch.cat(index) if index else torch.zeros(0, dtype=torch.long)
+        self.scale = torch.cat(scale) if scale else torch.zeros(0, dtype=dtype)
         self.y = torch.cat(ys) if ys else torch.zeros(0, dtype=torch.float64)
-        self.d_s = model.config.latent_dim
 
     @property
     def size(self) -> int:
@@ -194,13 +205,11 @@ class WindowObservations:
 
     def __call__(self, kappa: Tensor) -> Tensor:
         s, u = kappa[..., : self.d_s], kappa[..., self.d_s :]
-        path = latent_path(self.model, s, u, self.start, self.times)
-        out = []
-        parts = zip(path, self.xi, self.lifted, self.index, self.scale, strict=True)
-        for s_k, xi, lifted, idx, scale in parts:
-            pred = self.model.reconstruct(s_k, xi, lifted=lifted)  # (…, S, C)
-            out.append(pred.flatten(-2).index_select(-1, idx) * scale)
-        return torch.cat(out, dim=-1)
+        if not self.times:
+            return kappa.new_zeros(*kappa.shape[:-1], 0)
+        path = torch.stack(latent_path(self.model, s, u, self.start, self.times), dim=-2)
+        pred = self.model.reconstruct(path, self.xi, lifted=self.lifted)  # (…, L, S_max, C)
+        return pred.flatten(-3).index_select(-1, self.index) * self.scale
 
 
 def window_jacobian(
