@@ -6,6 +6,8 @@ import json
 import os
 import platform
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,19 @@ def git_revision() -> str:
         return "unknown"
 
 
+def best(fn: Callable[[], object], repeats: int, warmup: bool = True) -> float:
+    """Fastest of ``repeats`` calls of ``fn`` in seconds, after one untimed call if
+    ``warmup`` (first-call allocations and kernel selection out of the figure)."""
+    if warmup:
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
 def save(name: str, payload: dict[str, Any]) -> Path:
     """Write ``benchmarks/results/NAME.json`` (git-ignored) and return its path."""
     RESULTS.mkdir(exist_ok=True)
@@ -55,7 +70,6 @@ def save(name: str, payload: dict[str, Any]) -> Path:
 def busy_cores(seconds: float = 1.0) -> float:
     """CPU cores kept busy (user + system, all processes) over the next ``seconds``, from
     ``/proc/stat``; ``nan`` where it cannot be read."""
-    import time
 
     def snap() -> tuple[int, int]:
         fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -78,7 +92,6 @@ def wait_until_idle(
     busy, so timings on a shared machine are not taken under someone else's load. Returns
     ``{"waited_s", "busy_cores"}`` (the last reading) for the result file."""
     import sys
-    import time
 
     start = time.perf_counter()
     busy = busy_cores()

@@ -20,30 +20,17 @@ the cost). Usage::
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from _common import save
+from _common import best, save
 from latentda.data import open_dataset
 from latentda.data.splits import dataset_axes, dataset_info, load_split, unit_coords
 from latentda.filters.levda import LatentReadings, WindowObservations, window_jacobian
 from latentda.observations.layouts import regular_subgrid
 from latentda.surrogates.train_ldnet import load_ldnet
 from latentda.systems.registry import system_from_config
-
-
-def best(fn: Callable[[], object], repeats: int) -> float:
-    """Fastest of ``repeats`` calls after one warm-up, in seconds."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:

@@ -32,12 +32,11 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-from _common import save
+from _common import best, save
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [str(Path(sys.executable).parent / "latentda")]
@@ -126,14 +125,6 @@ def speed(data: Path, ldnet_dir: Path, repeats: int) -> dict:
     un = run.normaliser.normalise_params(u).float()
     n_frames = info["shape"][0]
 
-    def best(fn) -> float:  # noqa: ANN001
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
     def full() -> None:
         x, t = x0, system.spinup_time
         for _ in range(n_frames - 1):
@@ -141,8 +132,8 @@ def speed(data: Path, ldnet_dir: Path, repeats: int) -> dict:
             t += system.frame_dt
 
     with torch.no_grad():
-        latent = best(lambda: run.model.rollout(un, n_frames))
-    full_s = best(full) if repeats else float("nan")
+        latent = best(lambda: run.model.rollout(un, n_frames), repeats, warmup=False)
+    full_s = best(full, repeats, warmup=False) if repeats else float("nan")
     return {
         "members": 20,
         "frames": n_frames,
