@@ -8,7 +8,7 @@ as it can be).
 Usage::
 
     .venv/bin/python benchmarks/ensf_scaling.py [--dims 1000 10000 100000 1000000]
-        [--dtype float32|float64] [--prior-score member|mixture]
+        [--dtype float32|float64] [--prior-score member|mixture|gaussian]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from _common import save
 def one(d: int, dtype: str, prior_score: str, threads: int) -> dict:
     import torch
 
-    from latentda.filters import EnSF, MemberPriorScore, MixturePriorScore
+    from latentda.filters import EnSF, make_prior_score
     from latentda.observations import Identity, Observer
 
     torch.set_num_threads(threads)
@@ -36,8 +36,7 @@ def one(d: int, dtype: str, prior_score: str, threads: int) -> dict:
     prior = torch.randn(20, d, generator=g, dtype=dt)
     y = torch.randn(d, generator=g, dtype=dt)
     observer = Observer(Identity(d), 1.0)
-    score = MemberPriorScore() if prior_score == "member" else MixturePriorScore()
-    ensf = EnSF(steps=100, prior_score=score)
+    ensf = EnSF(steps=100, prior_score=make_prior_score(prior_score))
     t0 = time.perf_counter()
     post = ensf.analysis(prior, y, observer, g)
     wall = time.perf_counter() - t0
@@ -55,7 +54,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dims", type=int, nargs="+", default=[1000, 10000, 100000, 1000000])
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    p.add_argument("--prior-score", default="member", choices=["member", "mixture"])
+    p.add_argument("--prior-score", default="member", choices=["member", "mixture", "gaussian"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()

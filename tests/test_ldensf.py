@@ -13,6 +13,7 @@ import torch
 from latentda.data import open_dataset
 from latentda.data.splits import grid_coords, load_split
 from latentda.errors import ConfigError, DataError, FilterDivergence
+from latentda.experiments.field_config import LDEnSFGaussianConfig
 from latentda.filters.ensf import EnSF, LinearSchedule
 from latentda.filters.latent_analysis import KalmanAnalysis, ScoreAnalysis, ldensf_ensf
 from latentda.filters.ldensf import (
@@ -68,6 +69,16 @@ def test_kalman_analysis_beats_free_rollout_and_estimates_parameters(
 ) -> None:
     """The ``ldetkf`` ablation: the same filter with the ETKF analysis."""
     _beats_free_rollout(surrogate, streams, LDEnSF(analysis=KalmanAnalysis()))
+
+
+def test_gaussian_prior_score_beats_free_rollout_and_estimates_parameters(
+    surrogate: LatentSurrogate, streams: list[tuple[torch.Tensor, ...]]
+) -> None:
+    """The ``ldensf_gaussian`` ablation, built from its method config (``c = 1``, centred).
+    Observed: field error 0.315 summed over the three trajectories (EnSF 0.327, Kalman
+    0.312, free rollout 0.459), last-frame parameter error 0.139 (prior mean 0.782); the
+    same score uncentred gave 0.490, worse than the free rollout."""
+    _beats_free_rollout(surrogate, streams, LDEnSFGaussianConfig().filter())
 
 
 def _beats_free_rollout(

@@ -24,12 +24,11 @@ from latentda.filters import (
     EnSF,
     GaspariCohn,
     LinearSchedule,
-    MemberPriorScore,
-    MixturePriorScore,
     PeriodicDistance,
     StochasticEnKF,
 )
 from latentda.filters.base import Filter
+from latentda.filters.ensf import PriorScoreName, make_prior_score
 from latentda.filters.envar import FourDEnVar, WindowSmoother
 from latentda.observations import (
     Arctan,
@@ -204,7 +203,7 @@ class EnSFConfig(MethodConfig):
     eps_alpha: float = 0.05
     eps_beta: float = 0.0
     scale: float = 1.0
-    prior_score: Literal["member", "mixture"] = "member"
+    prior_score: PriorScoreName = "member"
     score_clip: float | None = None
     inflation: float = 1.0
 
@@ -217,11 +216,10 @@ class EnSFConfig(MethodConfig):
                 raise ConfigError(f"{where}.{key} must be < 1, got {getattr(self, key)}")
 
     def build(self, system: Lorenz96) -> Filter:
-        prior = MemberPriorScore() if self.prior_score == "member" else MixturePriorScore()
         return EnSF(
             steps=self.steps,
             schedule=LinearSchedule(self.eps_alpha, self.eps_beta),
-            prior_score=prior,
+            prior_score=make_prior_score(self.prior_score),
             scale=self.scale,
             score_clip=self.score_clip,
             inflation=self.inflation,

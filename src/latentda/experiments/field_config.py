@@ -32,6 +32,7 @@ from latentda.experiments.field_methods import (
 )
 from latentda.experiments.field_smoothers import FourDEnVarFieldMethod, LEVDAMethod
 from latentda.experiments.field_twin import FieldMethod, LDEnSFMethod, TwinCase, make_case
+from latentda.filters.ensf import GaussianPriorScore, PriorScoreName
 from latentda.filters.envar import FourDEnVar, check_window_knobs
 from latentda.filters.etkf import ETKF
 from latentda.filters.latent_analysis import KalmanAnalysis, ScoreAnalysis, ldensf_ensf
@@ -277,6 +278,39 @@ class LDEnSFConfig(FieldMethodConfig):
 
 @FieldMethodConfig.register
 @dataclass
+class LDEnSFGaussianConfig(LDEnSFConfig):
+    """``ldensf_gaussian``: LD-EnSF with the Gaussian prior score
+    (:class:`~latentda.filters.ensf.GaussianPriorScore`: the diffused Gaussian fit of the
+    forecast ensemble) in place of DESIGN's per-member one, sampled around the forecast mean
+    (``ScoreAnalysis(centred=True)``): the ablation that keeps the score filter but lets its
+    analysis see the forecast spread; otherwise ``ldensf``. The sampler's last explicit step
+    leaves a noise of about ``c/√K`` noise units in every member, so the spread-aware gain
+    shows only at small ``c``, hence its own grid."""
+
+    tag: ClassVar[str] = "ldensf_gaussian"
+    label: ClassVar[str] = "LD-EnSF, Gaussian prior score"
+    grid: ClassVar[dict[str, list[Any]]] = {
+        "scale": [1.0, 0.3, 0.5, 2.0],
+        "param_jitter": [0.0, 0.01],
+    }
+    name: str = "ldensf_gaussian"
+    scale: float = 1.0
+
+    def filter(self) -> LDEnSF:
+        ensf = ldensf_ensf(
+            self.scale, self.steps, self.eps_alpha, self.eps_beta, GaussianPriorScore()
+        )
+        analysis = ScoreAnalysis(ensf, centred=True)
+        return LDEnSF(self.ensemble_size, analysis, param_jitter=self.param_jitter)
+
+    def build(self, ctx: MethodContext) -> FieldMethod:
+        return LDEnSFMethod(
+            ctx.surrogate, self.filter(), model_error=self.model_error, tag=self.tag
+        )
+
+
+@FieldMethodConfig.register
+@dataclass
 class LDETKFConfig(FieldMethodConfig):
     """``ldetkf``: LD-EnSF with the ETKF in place of the EnSF analysis
     (:class:`~latentda.filters.latent_analysis.KalmanAnalysis`), the ablation that isolates
@@ -363,7 +397,7 @@ class LETKFFieldConfig(FieldMethodConfig):
 @dataclass
 class EnSFFieldConfig(FieldMethodConfig):
     """``ensf``: full-space EnSF with the solver (``scale`` resolves the likelihood for
-    ``scale ≲ √steps σ̃``), per-member or mixture prior score."""
+    ``scale ≲ √steps σ̃``), per-member, mixture or Gaussian prior score."""
 
     tag: ClassVar[str] = "ensf"
     label: ClassVar[str] = "EnSF (full space)"
@@ -378,7 +412,7 @@ class EnSFFieldConfig(FieldMethodConfig):
     steps: int = 100
     eps_alpha: float = 0.05
     eps_beta: float = 0.0
-    prior_score: Literal["member", "mixture"] = "member"
+    prior_score: PriorScoreName = "member"
     inflation: float = 1.0
 
     def validate(self, where: str) -> None:
@@ -395,7 +429,7 @@ class EnSFFieldConfig(FieldMethodConfig):
             eps_alpha=self.eps_alpha,
             eps_beta=self.eps_beta,
             inflation=self.inflation,
-            mixture=self.prior_score == "mixture",
+            prior_score=self.prior_score,
             normaliser=ctx.normaliser,
         )
 

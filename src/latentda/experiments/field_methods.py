@@ -43,7 +43,7 @@ from latentda.errors import ConfigError, DataError
 from latentda.experiments.field_twin import FieldMethod, MethodRun, TwinCase
 from latentda.filters.base import Filter
 from latentda.filters.ensemble import check_finite, clip_params
-from latentda.filters.ensf import EnSF, LinearSchedule, MemberPriorScore, MixturePriorScore
+from latentda.filters.ensf import EnSF, LinearSchedule, PriorScoreName, make_prior_score
 from latentda.filters.latent_analysis import whitened_analysis
 from latentda.filters.letkf import LETKF
 from latentda.filters.localization import (
@@ -465,7 +465,7 @@ def ensf_method(
     eps_alpha: float = 0.05,
     eps_beta: float = 0.0,
     inflation: float = 1.0,
-    mixture: bool = False,
+    prior_score: PriorScoreName = "member",
     clip_params: bool = True,
     normaliser: Normaliser | None = None,
 ) -> FullSpaceMethod:
@@ -493,8 +493,8 @@ def ensf_method(
         Pseudo-time steps ``K`` and the noise schedule (:class:`LinearSchedule`).
     inflation
         Multiplicative inflation of the analysis anomalies.
-    mixture
-        Gaussian-mixture prior score instead of the per-member one.
+    prior_score
+        The prior-score strategy by name (:data:`~latentda.filters.ensf.PRIOR_SCORES`).
     clip_params, normaliser
         See :class:`FullSpaceMethod` and :meth:`SolverModel.from_dataset`.
     """
@@ -502,7 +502,7 @@ def ensf_method(
     ensf = EnSF(
         steps=steps,
         schedule=LinearSchedule(eps_alpha, eps_beta),
-        prior_score=MixturePriorScore() if mixture else MemberPriorScore(),
+        prior_score=make_prior_score(prior_score),
         scale=scale,
         inflation=inflation,
     )

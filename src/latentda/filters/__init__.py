@@ -4,11 +4,14 @@
 from latentda.filters.base import Filter
 from latentda.filters.enkf import StochasticEnKF
 from latentda.filters.ensf import (
+    PRIOR_SCORES,
     EnSF,
+    GaussianPriorScore,
     LinearSchedule,
     MemberPriorScore,
     MixturePriorScore,
     PriorScore,
+    make_prior_score,
 )
 from latentda.filters.envar import FourDEnVar, WindowSmoother, gauss_newton_step
 from latentda.filters.etkf import ETKF, etkf_transform
@@ -21,6 +24,7 @@ from latentda.filters.localization import (
 )
 
 __all__ = [
+    "PRIOR_SCORES",
     "ETKF",
     "LETKF",
     "EnSF",
@@ -28,6 +32,7 @@ __all__ = [
     "Filter",
     "FourDEnVar",
     "GaspariCohn",
+    "GaussianPriorScore",
     "LinearSchedule",
     "MemberPriorScore",
     "MixturePriorScore",
@@ -38,4 +43,5 @@ __all__ = [
     "etkf_transform",
     "gaspari_cohn",
     "gauss_newton_step",
+    "make_prior_score",
 ]

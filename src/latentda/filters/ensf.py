@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -85,6 +86,57 @@ class MixturePriorScore(PriorScore):
         return torch.mm(w, ap, out=out).sub_(z).div_(beta2)
 
 
+class GaussianPriorScore(PriorScore):
+    """Score of the diffused Gaussian fit of the forecast, ``p_τ = N(α m, α² P + β² I)``:
+    ``S_j = −(α² P + β² I)⁻¹ (z_j − α m)``, with ``m`` the ensemble mean and ``P = AᵀA`` its
+    covariance (``A = (x̂ − m)/√(N − 1)``, ``(N, d)``).
+
+    The inverse goes through the ``N × N`` matrix ``M = β² I_N + α² A Aᵀ`` (Woodbury):
+    ``(α² P + β² I)⁻¹ v = (v − α² Aᵀ M⁻¹ A v)/β²``, so a call costs ``O(N² d + N³)`` and
+    memory stays ``O(N d + N²)``. Unlike the per-member and mixture scores it carries the
+    forecast's spread and correlations: a narrow forecast holds the analysis near its mean
+    (a gain like the Kalman ``P/(P + R)``), and readings of observed components move the
+    unobserved components correlated with them. Needs ``N ≥ 2``.
+    """
+
+    def __call__(
+        self, z: Tensor, prior: Tensor, alpha: float, beta2: float, out: Tensor | None = None
+    ) -> Tensor:
+        n = prior.shape[0]
+        if n < 2:
+            raise ConfigError(f"the Gaussian prior score needs >= 2 members, got {n}")
+        mean = prior.mean(0)
+        anomalies = (prior - mean) / math.sqrt(n - 1)  # (N, d)
+        m = (alpha * alpha) * (anomalies @ anomalies.T)
+        m.diagonal().add_(beta2)
+        diff = z - alpha * mean  # (N, d)
+        # (M⁻¹ A diffᵀ)ᵀ = diff Aᵀ M⁻¹ (M symmetric), by Cholesky.
+        coeff = torch.cholesky_solve((anomalies @ diff.T), torch.linalg.cholesky(m)).T
+        diff.sub_((alpha * alpha) * (coeff @ anomalies))
+        return torch.div(diff, -beta2, out=out)
+
+
+#: The prior-score strategies by their configuration names.
+PRIOR_SCORES: dict[str, type[PriorScore]] = {
+    "member": MemberPriorScore,
+    "mixture": MixturePriorScore,
+    "gaussian": GaussianPriorScore,
+}
+
+#: Names accepted by :func:`make_prior_score` (the configuration's ``prior_score`` key).
+PriorScoreName = Literal["member", "mixture", "gaussian"]
+
+
+def make_prior_score(name: str) -> PriorScore:
+    """The :class:`PriorScore` strategy configured as ``name`` (see :data:`PRIOR_SCORES`)."""
+    try:
+        return PRIOR_SCORES[name]()
+    except KeyError:
+        raise ConfigError(
+            f"unknown prior_score {name!r}; choose one of {', '.join(PRIOR_SCORES)}"
+        ) from None
+
+
 #: Largest tolerated :meth:`EnSF.growth`: the last explicit step overshoots slightly
 #: (1.02 at ``c = √K`` for unit precision), unstable scales grow perturbations by orders of
 #: magnitude.
@@ -112,7 +164,7 @@ class EnSF:
     schedule
         The noise schedule (``ε_α``, ``ε_β``).
     prior_score
-        :class:`MemberPriorScore` or :class:`MixturePriorScore`.
+        :class:`MemberPriorScore`, :class:`MixturePriorScore` or :class:`GaussianPriorScore`.
     scale
         Constant ``c`` dividing the states before diffusion.
     score_clip
