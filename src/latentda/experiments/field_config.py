@@ -268,12 +268,17 @@ class LDEnSFConfig(FieldMethodConfig):
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
 
+    def analysis(self) -> ScoreAnalysis:
+        """The latent analysis (the score filter's configuration)."""
+        return ScoreAnalysis(ldensf_ensf(self.scale, self.steps, self.eps_alpha, self.eps_beta))
+
     def filter(self) -> LDEnSF:
-        ensf = ldensf_ensf(self.scale, self.steps, self.eps_alpha, self.eps_beta)
-        return LDEnSF(self.ensemble_size, ScoreAnalysis(ensf), param_jitter=self.param_jitter)
+        return LDEnSF(self.ensemble_size, self.analysis(), param_jitter=self.param_jitter)
 
     def build(self, ctx: MethodContext) -> FieldMethod:
-        return LDEnSFMethod(ctx.surrogate, self.filter(), model_error=self.model_error)
+        return LDEnSFMethod(
+            ctx.surrogate, self.filter(), model_error=self.model_error, tag=self.tag
+        )
 
 
 @FieldMethodConfig.register
@@ -296,17 +301,11 @@ class LDEnSFGaussianConfig(LDEnSFConfig):
     name: str = "ldensf_gaussian"
     scale: float = 1.0
 
-    def filter(self) -> LDEnSF:
+    def analysis(self) -> ScoreAnalysis:
         ensf = ldensf_ensf(
             self.scale, self.steps, self.eps_alpha, self.eps_beta, GaussianPriorScore()
         )
-        analysis = ScoreAnalysis(ensf, centred=True)
-        return LDEnSF(self.ensemble_size, analysis, param_jitter=self.param_jitter)
-
-    def build(self, ctx: MethodContext) -> FieldMethod:
-        return LDEnSFMethod(
-            ctx.surrogate, self.filter(), model_error=self.model_error, tag=self.tag
-        )
+        return ScoreAnalysis(ensf, centred=True)
 
 
 @FieldMethodConfig.register
