@@ -4,6 +4,9 @@ Tolerances: errors are Euclidean distances of the analysis mean from the Kalman 
 averaged over 3 seeds; the prior mean sits 2.0 away from the posterior mean.
 """
 
+import itertools
+from typing import get_args
+
 import pytest
 import torch
 
@@ -16,7 +19,7 @@ from latentda.filters import (
     MixturePriorScore,
     make_prior_score,
 )
-from latentda.filters.ensf import PRIOR_SCORES, PriorScore
+from latentda.filters.ensf import PRIOR_SCORES, PriorScore, PriorScoreName
 from latentda.observations import Arctan, Identity, Observer, Subset
 from latentda.systems.linear import kalman_update
 
@@ -63,16 +66,32 @@ def test_gaussian_score_is_the_diffused_ensemble_gaussian() -> None:
     """Woodbury form against the dense ``−(α² P + β² I)⁻¹ (z − α m)`` with the sample
     covariance, whether the ensemble spans the space (N > d) or not (N < d)."""
     g = torch.Generator().manual_seed(0)
-    for n, d in ((20, 6), (5, 12)):
+    for (n, d), beta2 in itertools.product(((20, 6), (5, 12)), (0.3, 1e-3)):
         prior = torch.randn(n, d, generator=g, dtype=torch.float64) * torch.linspace(0.1, 2, d)
         z = torch.randn(n, d, generator=g, dtype=torch.float64)
-        alpha, beta2 = 0.7, 0.3
+        alpha = 0.7
         dense = alpha**2 * torch.cov(prior.T) + beta2 * torch.eye(d, dtype=torch.float64)
         expected = -torch.linalg.solve(dense, (z - alpha * prior.mean(0)).T).T
         got = GaussianPriorScore()(z, prior, alpha, beta2)
         torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
     with pytest.raises(ConfigError, match="2 members"):
         GaussianPriorScore()(z[:1], prior[:1], alpha, beta2)
+
+
+def test_gaussian_score_in_float32_with_a_wide_ensemble_and_small_beta() -> None:
+    """``α² λ_max/β²`` ≈ 10⁸ (spread 30 over d = 2·10⁴, β² = 0.01): the Gram matrix's null
+    vector rounds to a negative eigenvalue in float32, which a Cholesky factor refuses; the
+    score stays finite and within float32 round-off of the float64 one. A non-finite
+    forecast gives a NaN score (the filters' divergence checks report it)."""
+    g = torch.Generator().manual_seed(0)
+    prior = 30.0 * torch.randn(20, 20_000, generator=g, dtype=torch.float64)
+    z = torch.randn(20, 20_000, generator=g, dtype=torch.float64)
+    exact = GaussianPriorScore()(z, prior, 0.99, 0.01)
+    single = GaussianPriorScore()(z.float(), prior.float(), 0.99, 0.01)
+    assert bool(torch.isfinite(single).all())
+    assert float((single.double() - exact).norm() / exact.norm()) < 1e-4
+    prior[3, 7] = float("nan")
+    assert bool(GaussianPriorScore()(z, prior, 0.99, 0.01).isnan().all())
 
 
 def test_gaussian_score_moves_correlated_unobserved_components() -> None:
@@ -102,6 +121,7 @@ def test_gaussian_score_moves_correlated_unobserved_components() -> None:
 
 
 def test_prior_scores_by_name() -> None:
+    assert get_args(PriorScoreName) == tuple(PRIOR_SCORES)
     assert {type(make_prior_score(n)) for n in PRIOR_SCORES} == {
         MemberPriorScore,
         MixturePriorScore,

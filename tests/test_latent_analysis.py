@@ -71,8 +71,9 @@ def test_gaussian_score_gain_follows_the_forecast_spread(
     spread: float, low: float, high: float
 ) -> None:
     """The ``ldensf_gaussian`` ablation's analysis, same case as above at ``c = 1``: the
-    members move by about the Kalman gain ``P/(P + 1)`` (10⁻⁴ and 0.5; measured, seeds 0–2,
-    0.009–0.013 and 0.51–0.54) and a forecast 0.01 wide comes out about ``c/√K`` = 0.1 wide
+    members move by 0.009–0.013 and 0.51–0.54 (seeds 0–2) where the Kalman gain
+    ``P/(P + 1)`` is 10⁻⁴ and 0.5 (the last step's diffusion, ``β² = 1/K = 0.01``, floors the
+    gain at about 0.01), and a forecast 0.01 wide comes out about ``c/√K`` = 0.1 wide
     (0.097–0.103; the last explicit step's noise), not 0.75 as with the per-member score."""
     for seed in range(3):
         g = torch.Generator().manual_seed(seed)

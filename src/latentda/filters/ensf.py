@@ -91,12 +91,17 @@ class GaussianPriorScore(PriorScore):
     ``S_j = −(α² P + β² I)⁻¹ (z_j − α m)``, with ``m`` the ensemble mean and ``P = AᵀA`` its
     covariance (``A = (x̂ − m)/√(N − 1)``, ``(N, d)``).
 
-    The inverse goes through the ``N × N`` matrix ``M = β² I_N + α² A Aᵀ`` (Woodbury):
-    ``(α² P + β² I)⁻¹ v = (v − α² Aᵀ M⁻¹ A v)/β²``, so a call costs ``O(N² d + N³)`` and
-    memory stays ``O(N d + N²)``. Unlike the per-member and mixture scores it carries the
-    forecast's spread and correlations: a narrow forecast holds the analysis near its mean
-    (a gain like the Kalman ``P/(P + R)``), and readings of observed components move the
-    unobserved components correlated with them. Needs ``N ≥ 2``.
+    The inverse goes through the ``N × N`` Gram matrix (Woodbury): with
+    ``A Aᵀ = U diag(λ) Uᵀ``, ``(α² P + β² I)⁻¹ v = (v − α² Aᵀ U diag(1/(β² + α² λ)) Uᵀ A v)/β²``,
+    so a call costs ``O(N² d + N³)`` and memory stays ``O(N d + N²)``. The ``N × N`` part runs
+    in float64 with ``λ`` clamped at 0: ``A Aᵀ`` always has the null vector ``1`` (anomalies
+    sum to zero), which float32 rounding can make slightly negative. A non-finite forecast
+    gives a NaN score, left to the filter's divergence check.
+
+    Unlike the per-member and mixture scores it carries the forecast's spread and
+    correlations: a narrow forecast holds the analysis near its mean (a gain like the Kalman
+    ``P/(P + R)``), and readings of observed components move the unobserved components
+    correlated with them. Needs ``N ≥ 2``.
     """
 
     def __call__(
@@ -107,12 +112,15 @@ class GaussianPriorScore(PriorScore):
             raise ConfigError(f"the Gaussian prior score needs >= 2 members, got {n}")
         mean = prior.mean(0)
         anomalies = (prior - mean) / math.sqrt(n - 1)  # (N, d)
-        m = (alpha * alpha) * (anomalies @ anomalies.T)
-        m.diagonal().add_(beta2)
-        diff = z - alpha * mean  # (N, d)
-        # (M⁻¹ A diffᵀ)ᵀ = diff Aᵀ M⁻¹ (M symmetric), by Cholesky.
-        coeff = torch.cholesky_solve((anomalies @ diff.T), torch.linalg.cholesky(m)).T
-        diff.sub_((alpha * alpha) * (coeff @ anomalies))
+        diff = z - alpha * mean  # (N_z, d)
+        gram = (anomalies @ anomalies.T).double()
+        if not bool(torch.isfinite(gram).all()):
+            return torch.full_like(z, float("nan")) if out is None else out.fill_(float("nan"))
+        lam, u = torch.linalg.eigh(gram)
+        weights = 1.0 / (beta2 + alpha * alpha * lam.clamp_min(0.0))
+        # diff Aᵀ U diag(w) Uᵀ: the coefficients of diff's component in the anomalies' span.
+        coeff = (((diff @ anomalies.T).double() @ u) * weights) @ u.T
+        diff.sub_((alpha * alpha) * (coeff.to(diff.dtype) @ anomalies))
         return torch.div(diff, -beta2, out=out)
 
 
@@ -127,8 +135,19 @@ PRIOR_SCORES: dict[str, type[PriorScore]] = {
 PriorScoreName = Literal["member", "mixture", "gaussian"]
 
 
-def make_prior_score(name: str) -> PriorScore:
-    """The :class:`PriorScore` strategy configured as ``name`` (see :data:`PRIOR_SCORES`)."""
+def make_prior_score(name: PriorScoreName) -> PriorScore:
+    """The :class:`PriorScore` strategy configured as ``name``.
+
+    Parameters
+    ----------
+    name
+        A key of :data:`PRIOR_SCORES`.
+
+    Raises
+    ------
+    ConfigError
+        For any other name, listing the valid ones.
+    """
     try:
         return PRIOR_SCORES[name]()
     except KeyError:

@@ -96,7 +96,7 @@ def ldensf_ensf(
         steps=steps,
         schedule=LinearSchedule(eps_alpha, eps_beta),
         scale=scaling,
-        prior_score=prior_score or MemberPriorScore(),
+        prior_score=MemberPriorScore() if prior_score is None else prior_score,
     )
 
 
@@ -109,7 +109,7 @@ class ScoreAnalysis(LatentAnalysis):
     towards 0 (``α → ε_α``), so 100 explicit steps carry samples from ``N(0, I)`` only a few
     units of ``z = κ'/c``: uncentred, a small ``c`` puts the posterior hundreds of units away
     and the sampler falls short of it (on the tests' tiny Kolmogorov store the Gaussian prior
-    score at ``c = 0.3`` then does worse than no assimilation, centred as well as the
+    score at ``c = 1`` then does worse than no assimilation; centred, as well as the
     Kalman analysis). DESIGN's LD-EnSF is uncentred.
 
     Raises :class:`~latentda.errors.ConfigError` at construction if ``ensf``'s explicit steps
