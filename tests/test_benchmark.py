@@ -318,6 +318,19 @@ def test_a_journal_kept_for_another_key_is_emptied(tmp_path: Path) -> None:
         Journal(tmp_path / "j", {**key, "budget": 1}).trial(0, 0, {"scale": 7.0}, never)
 
 
+def test_a_journal_without_its_empty_directories_still_records(tmp_path: Path) -> None:
+    """A journal committed with tuning trials but no test case comes back from a clone
+    without ``test/`` (git keeps no empty directory); the next case is still recorded."""
+    key = {"setting": "paper", "method": "ldetkf", "budget": 2}
+    fail = SimpleNamespace(result=None, trace=None, error="diverged at cycle 3")
+    Journal(tmp_path / "j", key).trial(0, 0, {"inflation": 1.0}, lambda: fail)
+    (tmp_path / "j" / "test").rmdir()
+    journal = Journal(tmp_path / "j", key)
+    assert journal.outcome((0, 0), lambda: fail).error == fail.error
+    assert (tmp_path / "j" / "test" / "0_0.json").exists()
+    assert (tmp_path / "j" / "tuning" / "0_0.json").exists()
+
+
 def test_bad_input_exits_2_with_one_line(
     first: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -227,9 +227,11 @@ class Journal:
             not key_path.exists() or json.loads(key_path.read_text()) != key
         ):
             shutil.rmtree(self.directory)
+        # Every time, not only for a new journal: git keeps no empty directory, so a journal
+        # committed before its first test case comes back without ``test/``.
+        (self.directory / "tuning").mkdir(parents=True, exist_ok=True)
+        (self.directory / "test").mkdir(exist_ok=True)
         if not key_path.exists():
-            (self.directory / "tuning").mkdir(parents=True, exist_ok=True)
-            (self.directory / "test").mkdir(exist_ok=True)
             write_json(key_path, key)
 
     def reference(self, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
