@@ -251,6 +251,33 @@ def test_an_interrupted_run_resumes_from_its_finished_methods(
         benchmark(out, root / "cache", "--set", "tuning_budget=1")
 
 
+def test_a_pair_saved_without_its_reference_is_timed_once(
+    first: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finished pair older than the stored full-order reference gets one at the next run
+    and keeps it: later runs divide by the same timing instead of re-timing the solver."""
+    out = tmp_path / "out"
+    shutil.copytree(first["root"] / "out1", out)
+    meta_path = out / "progress" / "paper" / "ldensf.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["full_order"]
+    meta_path.write_text(json.dumps(meta))
+
+    def never(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a finished method was run again")
+
+    timed = {"dynamics_s": 123.0, "members": 20, "state_dim": 1}
+    only = ("--set", "methods=[ldensf]", "--set", "settings=[paper]")
+    monkeypatch.setattr(benchmark_module, "attempt", never)
+    monkeypatch.setattr(benchmark_module, "full_order_dynamics", lambda *a, **k: timed)
+    benchmark(out, first["root"] / "cache", *only)
+    assert json.loads(meta_path.read_text())["full_order"] == timed
+    monkeypatch.setattr(benchmark_module, "full_order_dynamics", never)
+    benchmark(out, first["root"] / "cache", *only)
+    again = json.loads((out / "results.json").read_text())
+    assert again["settings"]["paper"]["methods"]["ldensf"]["full_order"] == timed
+
+
 class Stop(Exception):
     """Stands for the machine going down in the middle of a run."""
 

@@ -544,7 +544,8 @@ def run_setting(
     is built once and shared by all methods (same readings). Each finished method is saved
     in ``saved`` with ``reference()`` (the full-order timing of this run) and, on a later
     run with the same key, loaded instead of recomputed, with the reference of its own run
-    (``reference()`` only for pairs saved before references were stored). A pair stopped
+    (for pairs saved before references were stored, ``reference()`` once, then stored with
+    the pair so that later runs do not re-time it). A pair stopped
     midway resumes from its journal (:class:`Journal`): finished tuning trials and test
     cases are read back, the rest computed."""
     pairs = [(p, s) for p in test.positions for s in config.seeds]
@@ -577,7 +578,10 @@ def run_setting(
         if done is not None:
             log(f"setting {setting.name}, {name}: reused {saved.root / setting.name / name}")
             tuning[name], outcomes[name] = done.tuning, done.outcomes
-            references[name] = done.full_order or reference()
+            if done.full_order is None:  # a pair older than the stored reference
+                done.full_order = reference()
+                saved.add_reference(key, done.full_order)
+            references[name] = done.full_order
             continue
         journal = saved.journal(key)
         references[name] = journal.reference(reference)
