@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -49,6 +50,10 @@ class LinearSchedule:
         return (1.0 - self.eps_beta) - 2.0 * self.drift(tau) * self.beta2(tau)
 
 
+#: A prior score bound to one forecast: ``(z, alpha, beta2, out) -> score``.
+BoundScore = Callable[[Tensor, float, float, "Tensor | None"], Tensor]
+
+
 class PriorScore(ABC):
     """Strategy for the prior score ``∇ log p_τ(z)`` from the scaled forecast ensemble."""
 
@@ -58,6 +63,16 @@ class PriorScore(ABC):
     ) -> Tensor:
         """Score ``(N, d)`` at samples ``z`` ``(N, d)`` given forecast ``prior`` ``(N, d)``,
         written into ``out`` when given (the sampler reuses one buffer for all steps)."""
+
+    def bind(self, prior: Tensor) -> BoundScore:
+        """The score for a fixed forecast ``prior`` ``(N, d)``, called once per pseudo-time
+        step as ``bound(z, alpha, beta2, out)``; strategies with per-forecast work (a
+        factorisation) override it to do that work once per analysis."""
+
+        def bound(z: Tensor, alpha: float, beta2: float, out: Tensor | None = None) -> Tensor:
+            return self(z, prior, alpha, beta2, out=out)
+
+        return bound
 
 
 class MemberPriorScore(PriorScore):
@@ -107,21 +122,30 @@ class GaussianPriorScore(PriorScore):
     def __call__(
         self, z: Tensor, prior: Tensor, alpha: float, beta2: float, out: Tensor | None = None
     ) -> Tensor:
+        return self.bind(prior)(z, alpha, beta2, out)
+
+    def bind(self, prior: Tensor) -> BoundScore:
+        """Mean, anomalies and the Gram matrix's eigendecomposition once per forecast."""
         n = prior.shape[0]
         if n < 2:
             raise ConfigError(f"the Gaussian prior score needs >= 2 members, got {n}")
         mean = prior.mean(0)
         anomalies = (prior - mean) / math.sqrt(n - 1)  # (N, d)
-        diff = z - alpha * mean  # (N_z, d)
         gram = (anomalies @ anomalies.T).double()
-        if not bool(torch.isfinite(gram).all()):
-            return torch.full_like(z, float("nan")) if out is None else out.fill_(float("nan"))
-        lam, u = torch.linalg.eigh(gram)
-        weights = 1.0 / (beta2 + alpha * alpha * lam.clamp_min(0.0))
-        # diff Aᵀ U diag(w) Uᵀ: the coefficients of diff's component in the anomalies' span.
-        coeff = (((diff @ anomalies.T).double() @ u) * weights) @ u.T
-        diff.sub_((alpha * alpha) * (coeff.to(diff.dtype) @ anomalies))
-        return torch.div(diff, -beta2, out=out)
+        finite = bool(torch.isfinite(gram).all())
+        lam, u = torch.linalg.eigh(gram) if finite else (None, None)
+
+        def bound(z: Tensor, alpha: float, beta2: float, out: Tensor | None = None) -> Tensor:
+            if not finite:
+                return torch.full_like(z, float("nan")) if out is None else out.fill_(float("nan"))
+            diff = z - alpha * mean  # (N_z, d)
+            weights = 1.0 / (beta2 + alpha * alpha * lam.clamp_min(0.0))
+            # diff Aᵀ U diag(w) Uᵀ: the coefficients of diff's component in the anomalies' span.
+            coeff = (((diff @ anomalies.T).double() @ u) * weights) @ u.T
+            diff.sub_((alpha * alpha) * (coeff.to(diff.dtype) @ anomalies))
+            return torch.div(diff, -beta2, out=out)
+
+        return bound
 
 
 #: The prior-score strategies by their configuration names.
@@ -264,11 +288,12 @@ class EnSF:
         score, x, noise = torch.empty_like(z), torch.empty_like(z), torch.empty_like(z)
         dtau = 1.0 / self.steps
         sched = self.schedule
+        prior_score = self.prior_score.bind(prior)
         for n in range(self.steps):
             tau = 1.0 - n * dtau
             alpha, beta2 = sched.alpha(tau), sched.beta2(tau)
             b, g2 = sched.drift(tau), sched.diffusion2(tau)
-            self.prior_score(z, prior, alpha, beta2, out=score)
+            prior_score(z, alpha, beta2, score)
             score.add_(self._likelihood_score(z, observer, y0, weight, x), alpha=1.0 - tau)
             if self.score_clip is not None:
                 score.clamp_(-self.score_clip, self.score_clip)
