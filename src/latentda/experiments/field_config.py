@@ -32,7 +32,12 @@ from latentda.experiments.field_methods import (
 )
 from latentda.experiments.field_smoothers import FourDEnVarFieldMethod, LEVDAMethod
 from latentda.experiments.field_twin import FieldMethod, LDEnSFMethod, TwinCase, make_case
-from latentda.filters.ensf import GaussianPriorScore, PriorScoreName
+from latentda.filters.ensf import (
+    GaussianPriorScore,
+    MemberPriorScore,
+    PriorScore,
+    PriorScoreName,
+)
 from latentda.filters.envar import FourDEnVar, check_window_knobs
 from latentda.filters.etkf import ETKF
 from latentda.filters.latent_analysis import KalmanAnalysis, ScoreAnalysis, ldensf_ensf
@@ -268,9 +273,17 @@ class LDEnSFConfig(FieldMethodConfig):
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
 
+    #: The EnSF's prior-score strategy and whether it samples around the forecast mean
+    #: (:class:`ScoreAnalysis`); not knobs, so outside the configuration and its key.
+    prior_score_type: ClassVar[type[PriorScore]] = MemberPriorScore
+    centred: ClassVar[bool] = False
+
     def analysis(self) -> ScoreAnalysis:
         """The latent analysis (the score filter's configuration)."""
-        return ScoreAnalysis(ldensf_ensf(self.scale, self.steps, self.eps_alpha, self.eps_beta))
+        ensf = ldensf_ensf(
+            self.scale, self.steps, self.eps_alpha, self.eps_beta, self.prior_score_type()
+        )
+        return ScoreAnalysis(ensf, centred=self.centred)
 
     def filter(self) -> LDEnSF:
         return LDEnSF(self.ensemble_size, self.analysis(), param_jitter=self.param_jitter)
@@ -298,14 +311,10 @@ class LDEnSFGaussianConfig(LDEnSFConfig):
         "scale": [1.0, 0.3, 0.5, 2.0],
         "param_jitter": [0.0, 0.01],
     }
+    prior_score_type: ClassVar[type[PriorScore]] = GaussianPriorScore
+    centred: ClassVar[bool] = True
     name: str = "ldensf_gaussian"
     scale: float = 1.0
-
-    def analysis(self) -> ScoreAnalysis:
-        ensf = ldensf_ensf(
-            self.scale, self.steps, self.eps_alpha, self.eps_beta, GaussianPriorScore()
-        )
-        return ScoreAnalysis(ensf, centred=True)
 
 
 @FieldMethodConfig.register
