@@ -25,3 +25,8 @@ class FilterDivergence(LatentDAError, RuntimeError):
 
 class TrainingDivergence(LatentDAError, RuntimeError):
     """A training loss became non-finite; the message names the stage and epoch."""
+
+
+class TrainingWarning(UserWarning):
+    """Training goes on but is likely wasted (a diverging loss); the message says what to
+    change."""

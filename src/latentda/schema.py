@@ -160,10 +160,22 @@ def _field_of(obj: Any, name: str) -> dataclasses.Field:
     return dataclasses.field()  # an unknown key: parse() reports it
 
 
+#: ``dataclasses.field(metadata=...)`` of an option added after artefacts were stored under
+#: keys built by :func:`to_dict` (cache directories, resume fingerprints): while the field
+#: holds its default it is left out of the plain-data view, so those keys stay valid. Only
+#: for a default that reproduces the behaviour from before the option existed.
+ADDED_LATER = {"omit_default": True}
+
+
 def to_dict(obj: Any) -> Any:
-    """Plain-data view of a config (for metrics.json and dataset attributes)."""
+    """Plain-data view of a config (for metrics.json, dataset attributes and cache keys);
+    fields marked :data:`ADDED_LATER` are left out while they hold their default."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
+        return {
+            f.name: to_dict(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if f.init and not (f.metadata.get("omit_default") and getattr(obj, f.name) == f.default)
+        }
     if isinstance(obj, list):
         return [to_dict(v) for v in obj]
     return obj
