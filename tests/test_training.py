@@ -97,3 +97,34 @@ def test_a_non_positive_clip_is_refused() -> None:
 
     with pytest.raises(ConfigError, match=r"stage1.clip_grad_norm must be > 0"):
         train_config({"stage1": {"clip_grad_norm": 0.0}})
+
+
+class Misled(nn.Module):
+    """Training pushes ``w`` up (loss ``−w``) while validation wants it at 0 (``w²``): every
+    step makes the validated score worse than the start."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(()))
+
+    def forward(self, batch: Tensor, gen: torch.Generator) -> Tensor:
+        return -self.w
+
+    def validate(self) -> float:
+        return float(self.w.detach() ** 2)
+
+
+@pytest.mark.parametrize("baseline", [None, 0.0])
+def test_a_stage_keeps_its_starting_weights_unless_beaten(
+    tmp_path: Path, baseline: float | None
+) -> None:
+    objective = Misled()
+    stage = StageConfig(epochs=4, batch_size=1, lr=0.1, patience=0, eval_every=2)
+    result = train_stage(
+        objective, [objective.w], 2, stage, 0, tmp_path, "s", {}, False, baseline=baseline
+    )
+    if baseline is None:  # the best evaluation of the stage, though worse than the start
+        assert result.best_epoch == 2 and float(objective.w) > 0.1
+    else:
+        assert result.best_epoch == 0 and result.best_score == 0.0
+        assert float(objective.w) == 0.0

@@ -445,6 +445,7 @@ def train_ldnet(
         progress,
         on_epoch_end,
         log,
+        baseline=r1.best_score,
     )
     test2 = evaluate(model, data["test"], coords, norm, config.fit_steps)
 

@@ -187,6 +187,7 @@ def train_stage(
     progress: bool = True,
     on_epoch_end: Callable[[int], None] | None = None,
     log: Callable[[str, dict[str, float]], None] | None = None,
+    baseline: float | None = None,
 ) -> StageResult:
     """Train ``params`` of ``objective`` with Adam for one stage, resuming from
     ``state_dir/name.json`` when it exists.
@@ -195,6 +196,9 @@ def train_stage(
     directory holds another run: that is refused. ``on_epoch_end(epoch)`` is called after
     each saved epoch (tests interrupt there); ``log(name, record)`` receives each epoch's
     record (loss, learning rate, validation score) on rank 0, e.g. :func:`tensorboard_log`.
+    ``baseline`` is the validation score of the starting weights (e.g. the previous stage's
+    best): they are returned unless an evaluation beats it (``best_epoch = 0``), so a stage
+    never hands back weights that validate worse than those it was given.
     """
     model = objective
     if dist.is_initialized():
@@ -203,6 +207,9 @@ def train_stage(
     gen = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
     best, best_epoch, best_state, start, spent = math.inf, -1, None, 0, 0.0
+    if baseline is not None:
+        best, best_epoch = baseline, 0
+        best_state = {k: v.detach().clone() for k, v in objective.state_dict().items()}
     resumed = _load_state(state_dir, name, fingerprint)
     if resumed is not None:
         tensors, meta = resumed
