@@ -124,7 +124,7 @@ def test_a_stage_keeps_its_starting_weights_unless_beaten(
         objective, [objective.w], 2, stage, 0, tmp_path, "s", {}, False, baseline=baseline
     )
     if baseline is None:  # the best evaluation of the stage, though worse than the start
-        assert result.best_epoch == 2 and float(objective.w) > 0.1
+        assert result.best_epoch == 2 and float(objective.w.detach()) > 0.1
     else:
         assert result.best_epoch == 0 and result.best_score == 0.0
-        assert float(objective.w) == 0.0
+        assert float(objective.w.detach()) == 0.0
