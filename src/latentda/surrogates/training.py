@@ -207,10 +207,9 @@ def train_stage(
     gen = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
     best, best_epoch, best_state, start, spent = math.inf, -1, None, 0, 0.0
-    if baseline is not None:
-        best, best_epoch = baseline, 0
-        best_state = {k: v.detach().clone() for k, v in objective.state_dict().items()}
     resumed = _load_state(state_dir, name, fingerprint)
+    if resumed is None and baseline is not None:
+        best, best_epoch, best_state = baseline, 0, _snapshot(objective)
     if resumed is not None:
         tensors, meta = resumed
         load_module_state(objective, unprefixed("model", tensors), "saved training state")
@@ -268,7 +267,7 @@ def train_stage(
             record["val"] = score
             if score < best:
                 best, best_epoch = score, epoch + 1
-                best_state = {k: v.detach().clone() for k, v in objective.state_dict().items()}
+                best_state = _snapshot(objective)
         history.append(record)
         bar.set_postfix(loss=f"{record['train_loss']:.3g}", best=f"{best:.3g}")
         stopped = _patience_exhausted(history, best_epoch, stage)
@@ -296,6 +295,11 @@ def train_stage(
     if best_state is not None:
         objective.load_state_dict(best_state)
     return StageResult(len(history), best, best_epoch, history, time.perf_counter() - t0, stopped)
+
+
+def _snapshot(module: nn.Module) -> dict[str, Tensor]:
+    """A detached copy of ``module``'s state (the best weights so far)."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 #: An epoch's training loss this many times the lowest one before it counts as diverging.
