@@ -13,8 +13,12 @@ Steps (each reuses what an earlier run produced: datasets and trained models are
    process and device, best of ``--repeats``;
 4. ``latentda train encoder`` in both modes (10×10 sensors, 10 % noise), test errors of
    (ŝ, û);
-5. ``latentda train vae`` on the dataset of step 1 (the paper's latent size, 400 on the plane
-   and 512 on the sphere; 10×10 sensors, 10 % noise): VAE and VAE-dyn test scores.
+5. ``latentda train vae`` on the dataset of step 1 (10×10 sensors, 10 % noise): VAE and
+   VAE-dyn test scores.
+
+The LDNet and VAE settings are those ``latentda benchmark`` trains at the same ``--size``
+(its presets, e.g. the sphere's d_s = 50 and 150 stage-1 epochs), so this table scores the
+surrogates the assimilation tables use; the options below only override them.
 
 The printed table follows the LD-EnSF paper's Table 1: VAE, VAE-dyn and LDNet relative RMSE
 beside the paper's values.
@@ -37,11 +41,11 @@ from pathlib import Path
 import torch
 
 from _common import best, save
+from latentda.experiments.benchmark import BenchmarkConfig, benchmark_config
+from latentda.schema import to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [str(Path(sys.executable).parent / "latentda")]
-LATENT_DIM = {"kolmogorov": 9, "tsunami": 10, "sphere": 50}
-VAE_LATENT_DIM = {"kolmogorov": 400, "tsunami": 400, "sphere": 512}
 PAPER = {  # LD-EnSF paper, Table 1: VAE / VAE-dyn / LDNet relative RMSE
     "kolmogorov": (0.0131, 0.964, 0.0123),
     "tsunami": (0.0309, 1.33, 0.0168),
@@ -95,11 +99,22 @@ def train(kind: str, data: Path, out: Path, sets: list[str], *options: str) -> d
     return json.loads((out / "metrics.json").read_text())
 
 
+def preset_sets(mapping: dict, prefix: str = "") -> list[str]:
+    """A nested settings mapping as ``--set`` entries ``a.b=<JSON value>`` (YAML reads JSON)."""
+    sets: list[str] = []
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            sets += preset_sets(value, f"{prefix}{key}.")
+        else:
+            sets.append(f"{prefix}{key}={json.dumps(value)}")
+    return sets
+
+
 def train_ldnet(
-    data: Path, out: Path, system: str, args: argparse.Namespace, extra: list[str]
+    data: Path, out: Path, preset: BenchmarkConfig, args: argparse.Namespace, extra: list[str]
 ) -> dict:
     sets = [
-        f"model.latent_dim={LATENT_DIM[system]}",
+        *preset_sets(preset.ldnet),
         *([f"stage1.epochs={args.epochs1}"] if args.epochs1 is not None else []),
         *([f"stage2.epochs={args.epochs2}"] if args.epochs2 is not None else []),
         *extra,
@@ -149,10 +164,14 @@ def train_encoder(data: Path, ldnet_dir: Path, out: Path, mode: str, epochs: int
 
 
 def train_vae(
-    data: Path, out: Path, system: str, epochs: int | None, dyn_epochs: int | None
+    data: Path, out: Path, preset: BenchmarkConfig, epochs: int | None, dyn_epochs: int | None
 ) -> dict:
-    """VAE then VAE-dyn; ``None`` epochs keep the CLI's defaults."""
-    sets = [f"model.latent_dim={VAE_LATENT_DIM[system]}"]
+    """VAE then VAE-dyn; ``None`` epochs keep the benchmark's settings."""
+    from latentda.data import open_dataset
+
+    fields = open_dataset(data)["fields"]
+    grid = (fields.sizes[fields.dims[-2]], fields.sizes[fields.dims[-1]])
+    sets = preset_sets({**preset.vae, "sensors": to_dict(preset.paper.sensors(grid))})
     if epochs is not None:
         sets.append(f"stage.epochs={epochs}")
     if dyn_epochs is not None:
@@ -211,7 +230,7 @@ def table(results: dict) -> list[str]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--system", default="kolmogorov", choices=sorted(LATENT_DIM))
+    p.add_argument("--system", default="kolmogorov", choices=sorted(PAPER))
     p.add_argument("--size", default="bench")
     p.add_argument("--trajectories", type=int, default=200)
     p.add_argument("--variants", nargs="*", default=["fixed", "trainable", "learned"])
@@ -228,6 +247,7 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "data")
     args = p.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    preset = benchmark_config(args.system, args.size)  # its surrogates' settings
     runs = args.work / "runs"
     tag = f"{args.system}-{args.size}-{args.trajectories}"
     data = dataset(args.work, args.system, args.size, args.trajectories, [])
@@ -252,7 +272,7 @@ def main() -> None:
             )
             extra = ["model.initial=learned"]
         results["ldnet"][variant] = train_ldnet(
-            source, runs / f"{tag}-ldnet-{variant}", args.system, args, extra
+            source, runs / f"{tag}-ldnet-{variant}", preset, args, extra
         )
     base = runs / f"{tag}-ldnet-{args.variants[0]}"
     results["speed"] = speed(data, base, args.repeats)
@@ -263,7 +283,7 @@ def main() -> None:
             )
     if not args.no_vae:
         results["vae"] = train_vae(
-            data, runs / f"{tag}-vae", args.system, args.vae_epochs, args.vae_dyn_epochs
+            data, runs / f"{tag}-vae", preset, args.vae_epochs, args.vae_dyn_epochs
         )
     path = save(f"surrogates-{tag}", results)
 
