@@ -6,14 +6,14 @@ STAMP  := $(VENV)/.installed
 # A CPU build of torch: an unpinned requirement would pull a multi-GB CUDA build.
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: demo test lint format clean bench
+.PHONY: demo test lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "$(TORCH_CPU)"
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet $(TORCH_CPU)
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
