@@ -168,10 +168,11 @@ def train_vae(
 ) -> dict:
     """VAE then VAE-dyn; ``None`` epochs keep the benchmark's settings."""
     from latentda.data import open_dataset
+    from latentda.data.splits import dataset_info
 
-    fields = open_dataset(data)["fields"]
-    grid = (fields.sizes[fields.dims[-2]], fields.sizes[fields.dims[-1]])
-    sets = preset_sets({**preset.vae, "sensors": to_dict(preset.paper.sensors(grid))})
+    height, width = dataset_info(open_dataset(data))["shape"][-2:]
+    sensors = preset.paper.sensors((height, width))
+    sets = preset_sets({**preset.vae, "sensors": to_dict(sensors)})
     if epochs is not None:
         sets.append(f"stage.epochs={epochs}")
     if dyn_epochs is not None:

@@ -311,9 +311,10 @@ def _warn_if_diverging(
 ) -> bool:
     """Warn (on rank 0) when the epoch's training loss is :data:`DIVERGING` times the lowest
     earlier one, and say whether it did: training goes on, and early stopping still returns
-    the best validated weights, but the run is likely wasted."""
+    the best validated weights, but the run is likely wasted. A ratio says nothing about a
+    loss that can be negative (e.g. ``−w``): there the lowest must be positive to compare."""
     lowest = min((r["train_loss"] for r in history), default=math.inf)
-    if not is_rank0() or not record["train_loss"] > DIVERGING * lowest:
+    if not is_rank0() or not 0 < lowest or not record["train_loss"] > DIVERGING * lowest:
         return False
     hint = (
         f"set clip_grad_norm (largest gradient norm this epoch {record['grad_norm_max']:.3g})"
