@@ -126,6 +126,10 @@ def test_writes_results_tables_and_figures_for_every_method(first: dict[str, Any
                 assert np.isfinite(m[key]["final"]["std"]), key
             assert set(m["timings"]) >= {"dynamics_s", "filter_s", "reconstruction_s"}
             assert len(m["rel_rmse_per_frame"]["mean"]) == 6
+        for name in ("levda", "4denvar"):  # the window smoothers record their iterations
+            it = setting["methods"][name]["gn_iterations"]
+            assert 1 <= it["mean"] <= it["max"] <= 10 and it["windows"] >= N_TEST, it
+        assert "gn_iterations" not in setting["methods"]["ldensf"]
     assert results["settings"]["paper"]["methods"]["ldensf"]["latent_dim"] == 4 + 1
     # Every method had the same budget: two grid points (one without knobs) on the same
     # trajectory.
@@ -136,6 +140,7 @@ def test_writes_results_tables_and_figures_for_every_method(first: dict[str, Any
         assert t["chosen"] in [trial["knobs"] for trial in t["trials"]]
     tables = (out / "tables.md").read_text()
     assert "Table 2" in tables and "Table 3" in tables
+    assert tables.count("Gauss–Newton iterations per window, mean: LEVDA") == 2
     # Table 1 per setting: the LDNet, the setting's encoder and its VAE (three rows), with
     # each artefact's own test scores.
     assert tables.count("### Table 1") == 2
@@ -343,6 +348,28 @@ def test_a_journal_kept_for_another_key_is_emptied(tmp_path: Path) -> None:
     assert Journal(tmp_path / "j", key).trial(0, 0, {"scale": 7.0}, never)[1] == fail.error
     with pytest.raises(AssertionError, match="recomputed"):
         Journal(tmp_path / "j", {**key, "budget": 1}).trial(0, 0, {"scale": 7.0}, never)
+
+
+def test_a_journalled_case_comes_back_with_its_gauss_newton_iterations(tmp_path: Path) -> None:
+    key = {"setting": "paper", "method": "4denvar", "budget": 2}
+    result = field_twin.FieldTwinResult(
+        scores={"rel_rmse": torch.tensor([0.3, 0.2])},
+        timings={"dynamics_s": 1.0},
+        n_frames=2,
+        n_observed=2,
+        n_sensors=4,
+        latent_dim=9,
+        gn_iterations=(3, 1),
+    )
+    done = SimpleNamespace(result=result, trace=None, error=None)
+    Journal(tmp_path / "j", key).outcome((0, 0), lambda: done)
+
+    def never() -> Any:
+        raise AssertionError("recomputed")
+
+    back = Journal(tmp_path / "j", key).outcome((0, 0), never).result
+    assert back is not None and back.gn_iterations == (3, 1)
+    assert torch.equal(back.scores["rel_rmse"], result.scores["rel_rmse"].double())
 
 
 def test_a_journal_without_its_empty_directories_still_records(tmp_path: Path) -> None:

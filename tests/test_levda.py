@@ -194,6 +194,9 @@ def test_levda_beats_its_prior_and_moves_the_parameter(
     for case in _cases(kolmo_store, surrogate):
         run = LEVDAMethod(surrogate).run(case, torch.Generator().manual_seed(0))
         assert run.n_observed == case.n_frames and run.latent_dim == surrogate.state_dim
+        windows = LEVDA().blocks(case.n_frames)
+        assert len(run.gn_iterations) == len(windows), (run.gn_iterations, windows)
+        assert all(1 <= i <= LEVDA().iterations for i in run.gn_iterations)
         ours.append(run_method(LEVDAMethod(surrogate), case))
         prior.append(run_method(LDEnSFMethod(surrogate, assimilate=False), case))
     rel = sum(r.time_means()["rel_rmse"] for r in ours)
@@ -385,6 +388,9 @@ def test_full_state_4denvar_beats_the_prior_ensemble(
     ours = run_method(FourDEnVarFieldMethod(model, FourDEnVar(window=4), 20), case)
     prior = run_method(no_assimilation_method(ds, 20, surrogate.normaliser), case)
     assert ours.n_observed == case.n_frames and ours.latent_dim == model.state_dim
+    smoother = FourDEnVar(window=4)
+    assert len(ours.gn_iterations) == len(smoother.blocks(case.n_frames))
+    assert all(1 <= i <= smoother.iterations for i in ours.gn_iterations)
     assert ours.time_means()["rel_rmse"] < 0.2 * prior.time_means()["rel_rmse"]
     assert ours.final()["param_rel_error"] < 0.5 * prior.final()["param_rel_error"]
     assert ours.timings["dynamics_s"] > 0 and "spinup_s" in ours.timings

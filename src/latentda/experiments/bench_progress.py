@@ -184,6 +184,8 @@ def _entry(pair: tuple[int, int], o: Outcome, tensors: dict[str, torch.Tensor]) 
             n_sensors=r.n_sensors,
             latent_dim=r.latent_dim,
         )
+        if r.gn_iterations:
+            entry["gn_iterations"] = list(r.gn_iterations)
         for k, v in r.scores.items():
             tensors[f"{tag}/scores/{k}"] = v.double().contiguous()
         if o.trace is not None:
@@ -207,6 +209,8 @@ def _outcome(entry: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Outcome
         n_observed=entry["n_observed"],
         n_sensors=entry["n_sensors"],
         latent_dim=entry["latent_dim"],
+        # Entries journalled before the iterations were recorded have none.
+        gn_iterations=tuple(entry.get("gn_iterations", ())),
     )
     trace = None
     if f"{tag}/final_mean" in tensors:

@@ -21,7 +21,7 @@ import xarray as xr
 from torch import Tensor
 
 from latentda.data.normalise import Normaliser
-from latentda.data.splits import grid_coords
+from latentda.data.splits import dataset_info, grid_coords
 from latentda.errors import ConfigError
 from latentda.experiments.field_methods import (
     SolverModel,
@@ -107,8 +107,8 @@ class Setting:
         self, name: str, cfg: SettingConfig, ds: xr.Dataset, normaliser: Normaliser, seed: int
     ) -> None:
         self.name, self.cfg, self.ds, self.normaliser = name, cfg, ds, normaliser
-        shape = (ds.sizes[ds["fields"].dims[-2]], ds.sizes[ds["fields"].dims[-1]])
-        self.sensors = cfg.sensors(shape)
+        height, width = dataset_info(ds)["shape"][-2:]
+        self.sensors = cfg.sensors((height, width))
         # The encoder trainer places its sensors with its own seed: the same points here.
         geometry = Geometry(ds, self.sensors, seed)
         self.points = geometry.points

@@ -177,6 +177,14 @@ def summarise(
             },
         }
     )
+    windows = [i for r in results for i in r.gn_iterations]
+    if windows:
+        # Over every window of every run that recorded them (not runs journalled before).
+        summary["gn_iterations"] = {
+            "mean": float(np.mean(windows)),
+            "max": max(windows),
+            "windows": len(windows),
+        }
     return summary
 
 

@@ -81,6 +81,7 @@ class LEVDAMethod(FieldMethod):
             timings=result.timings,
             n_observed=result.n_observed,
             latent_dim=sur.state_dim,
+            gn_iterations=tuple(w.iterations for w in result.windows),
         )
 
 
@@ -176,4 +177,5 @@ class FourDEnVarFieldMethod(FieldMethod):
             timings=timings,
             n_observed=len(frames),
             latent_dim=m.state_dim,
+            gn_iterations=tuple(i for i in cyc.analyses if isinstance(i, int)),
         )

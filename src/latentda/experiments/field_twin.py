@@ -173,6 +173,9 @@ class FieldTwinResult:
         ``S``.
     latent_dim
         Dimension of the filter state (``d_s + p`` for LD-EnSF).
+    gn_iterations
+        Gauss–Newton iterations of each analysed window, in order (window smoothers;
+        empty for filters).
     """
 
     scores: dict[str, Tensor]
@@ -181,6 +184,7 @@ class FieldTwinResult:
     n_observed: int
     n_sensors: int
     latent_dim: int
+    gn_iterations: tuple[int, ...] = ()
 
     def time_means(self) -> dict[str, float]:
         """Mean of every score over all frames."""
@@ -311,6 +315,10 @@ class MethodRun:
     latent_dim
         Dimension of the state the filter updates (``d_s + p`` for LD-EnSF, the full state
         for full-space filters).
+    gn_iterations
+        Gauss–Newton iterations of each analysed window (window smoothers; empty for
+        filters): how far from linear the window cost is, and what the smoother's cost is
+        made of.
     """
 
     members: Callable[[int], Tensor]
@@ -318,6 +326,7 @@ class MethodRun:
     timings: dict[str, float]
     n_observed: int
     latent_dim: int
+    gn_iterations: tuple[int, ...] = ()
 
 
 class FieldMethod(ABC):
@@ -352,6 +361,7 @@ def run_method(method: FieldMethod, case: TwinCase) -> FieldTwinResult:
         n_observed=run.n_observed,
         n_sensors=case.readings.shape[1],
         latent_dim=run.latent_dim,
+        gn_iterations=run.gn_iterations,
     )
 
 
