@@ -21,12 +21,13 @@ from latentda.data import open_dataset
 from latentda.errors import FilterDivergence
 from latentda.experiments import benchmark as benchmark_module
 from latentda.experiments import field_twin
-from latentda.experiments.bench_progress import Journal
+from latentda.experiments.bench_progress import Journal, progress_key
 from latentda.experiments.benchmark import Cache, benchmark_config
 from latentda.experiments.config import parse_overrides
 from latentda.experiments.field_config import METHODS
 from latentda.experiments.field_outcomes import attempt, summarise
 from latentda.experiments.field_twin import FieldMethod, MethodRun, TwinCase
+from latentda.schema import to_dict
 
 # 16² grid, 6 frames after a short spin-up, 12 trajectories (7/2/3 train/val/test), a small
 # LDNet, encoders and VAEs trained for a few epochs, two knob combinations per method tried on
@@ -405,6 +406,17 @@ def test_bad_input_exits_2_with_one_line(
     assert "--seeds" in fails(
         capsys, "benchmark", "--system", "kolmogorov", "--out", out, "--seeds", "1,x"
     )
+    for bad, message in [
+        ("knobs.letkff.inflation=1", "benchmark.knobs: unknown method 'letkff'"),
+        ("knobs.4denvar.iteratons=3", "unknown key 'iteratons'"),
+        ("knobs.4denvar.window=2", "benchmark.knobs.4denvar.window is searched by the"),
+        ("knobs.4denvar.iterations=0", "benchmark.knobs.4denvar.iterations must be >= 1"),
+        ("knobs.letkf.ensemble_size=5", "benchmark.knobs.letkf.ensemble_size is set by the run"),
+        ("knobs.letkf=3", "benchmark.knobs.letkf: expected a mapping"),
+    ]:
+        assert message in fails(
+            capsys, "benchmark", "--system", "kolmogorov", "--out", out, "--set", bad
+        )
 
     # A half-written store: every trajectory flagged done, one without its data.
     cfg = benchmark_config("kolmogorov", "ci", parse_overrides(TINY))
@@ -466,3 +478,24 @@ def test_system_presets_apply_at_bench_and_yield_to_set() -> None:
     over = parse_overrides(["ldnet.model.latent_dim=20"])
     cfg = benchmark_config("sphere", "bench", over)
     assert cfg.ldnet["model"]["latent_dim"] == 20 and cfg.ldnet["stage1"]["epochs"] == 150
+
+
+def test_fixed_knobs_reach_the_method_and_its_progress_key() -> None:
+    """The sphere's bench 4DEnVar runs 3 Gauss–Newton iterations (its preset), under the
+    grid's window and inflation; the fixed knob is part of the key its results are kept
+    under, so a run with other fixed knobs does not reuse them."""
+    sphere = benchmark_config("sphere", "bench")
+    assert sphere.knobs == {"4denvar": {"iterations": 3}}
+    method = sphere.method("4denvar", window=8)
+    assert (method.iterations, method.window, method.ensemble_size) == (3, 8, 20)
+    assert sphere.method("letkf") == METHODS["letkf"].with_knobs(20)
+    plane = benchmark_config("kolmogorov", "bench")
+    assert plane.knobs == {} and plane.method("4denvar").iterations == 10
+
+    def key(cfg: Any) -> dict[str, Any]:
+        return progress_key(to_dict(cfg), "data", "paper", METHODS["4denvar"], {}, 0)
+
+    assert key(sphere)["defaults"]["iterations"] == 3
+    assert key(plane)["defaults"]["iterations"] == 10
+    again = benchmark_config("sphere", "bench", parse_overrides(["knobs.4denvar.iterations=10"]))
+    assert key(again) == {**key(sphere), "defaults": key(plane)["defaults"]}

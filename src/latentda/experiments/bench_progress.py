@@ -65,7 +65,8 @@ def progress_key(
     setting
         The setting's name (its observation config is taken from ``config``).
     method
-        The method's config class: its key, default knobs and knob grid enter the key.
+        The method's config class: its key, default knobs (with the run's fixed ``knobs``)
+        and knob grid enter the key.
     artefacts
         The setting's trained artefacts; those the method needs enter by their
         content-hash directory names.
@@ -80,7 +81,9 @@ def progress_key(
         "setting": setting,
         "observations": config[setting],
         "method": method.tag,
-        "defaults": to_dict(method.with_knobs(config["ensemble_size"])),
+        "defaults": to_dict(
+            method.with_knobs(config["ensemble_size"], **config["knobs"].get(method.tag, {}))
+        ),
         "grid": method.grid,
         "artefacts": {k: Path(artefacts[k]).name for k in sorted(method.needs)},
     }

@@ -210,10 +210,13 @@ class FieldMethodConfig(Tagged):
         raise NotImplementedError
 
     @classmethod
-    def with_knobs(cls, ensemble_size: int, **knobs: Any) -> FieldMethodConfig:
-        """The validated config of this method with ``knobs`` (the rest at defaults)."""
+    def with_knobs(
+        cls, ensemble_size: int, where: str = "method", **knobs: Any
+    ) -> FieldMethodConfig:
+        """The validated config of this method with ``knobs`` (the rest at defaults);
+        errors name ``where``."""
         data = {"name": cls.tag, "ensemble_size": ensemble_size, **knobs}
-        return parse(FieldMethodConfig, data, "method")
+        return parse(FieldMethodConfig, data, where)
 
     @classmethod
     def candidates(cls) -> list[dict[str, Any]]:
