@@ -260,8 +260,9 @@ SYSTEM_PRESETS: dict[str, dict[str, Any]] = {
         # converge: N = 20 members span too little of the 24,578-number state to fit 1,200
         # readings, and the window cost wanders (a validation trajectory's first window,
         # 2026-12-07: J from 32,728 to between 32,180 and 32,830 over all 10 iterations,
-        # its Gauss–Newton steps never below 10; BENCHMARKS, "The sphere's 4DEnVar"). At 10 iterations a
-        # trajectory took about 30 min of one core, and a setting needs 34 with the tuning.
+        # its Gauss–Newton steps never below 10; BENCHMARKS, "The sphere's 4DEnVar"). At 10
+        # iterations a trajectory took about 30 min of one core, and a setting needs 34
+        # with the tuning.
         "knobs": {"4denvar": {"iterations": 3}},
     },
 }
