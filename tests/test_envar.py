@@ -158,6 +158,11 @@ def test_one_window_equals_rts_smoother_in_one_gauss_newton_step() -> None:
         E0, propagate, ys, observer, g
     )
     assert many.iterations == 2 and many.step_norms[0] > 0.1 and many.step_norms[1] < 1e-10
+    # J at the background, then at the minimum w*: the cost is quadratic, so it fell by
+    # ½ w*ᵀ Hess w*.
+    assert len(many.costs) == 2
+    gain = 0.5 * float(many.w @ many.hessian @ many.w)
+    assert many.costs[0] - many.costs[1] == pytest.approx(gain, rel=1e-8)
     torch.testing.assert_close(many.ensemble, one.ensemble, rtol=0, atol=1e-10)
     # and the final ensemble is the filter's at the window end once forecast there
     end = propagate(many.ensemble)[-1]

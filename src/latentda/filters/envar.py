@@ -164,6 +164,9 @@ class WindowAnalysis:
         Gauss–Newton Hessian ``(N, N)`` of the last step.
     step_norms
         ``‖Δw‖`` of each Gauss–Newton step taken (empty when the window has no reading).
+    costs
+        ``J = ½‖w‖² + ½Σ_k‖δ_k‖²`` at the iterate each Gauss–Newton step started from
+        (``δ_k`` from the run's ensemble mean ``ȳ_k``): whether the iterations lowered it.
     """
 
     ensemble: Tensor
@@ -171,6 +174,7 @@ class WindowAnalysis:
     w: Tensor
     hessian: Tensor
     step_norms: tuple[float, ...]
+    costs: tuple[float, ...] = ()
 
     @property
     def iterations(self) -> int:
@@ -354,7 +358,7 @@ class FourDEnVar:
         root = math.sqrt(n - 1)
         eye = torch.eye(n, dtype=dtype, device=device)
         w, T, T_inv = torch.zeros(n, dtype=dtype, device=device), eye, eye
-        hessian, norms = eye, []
+        hessian, norms, costs = eye, [], []
         # The first iterate (w = 0, T = I) is the background itself: its run is the forecast.
         # The mean's own run only serves the member search, which needs readings.
         search = self.member_starts and bool(present.any())
@@ -404,12 +408,13 @@ class FourDEnVar:
             gn = gauss_newton_step(w, innovations, jacobians)
             w, T, T_inv, hessian = gn.w, gn.transform, gn.transform_inv, gn.hessian
             norms.append(float(torch.linalg.vector_norm(gn.step)))
+            costs.append(float(gn.cost))
             if norms[-1] < self.tolerance:
                 break
         Ea = inflate(mu + (w / root + T) @ A, self.inflation)
         if self.rotate:
             Ea = rotate(Ea, gen)
-        return WindowAnalysis(Ea, background, w, hessian, tuple(norms))
+        return WindowAnalysis(Ea, background, w, hessian, tuple(norms), tuple(costs))
 
 
 #: Rolls an ensemble ``(N, d)`` at time ``a`` to sorted times ``≥ a`` (in frame units): one
