@@ -25,8 +25,7 @@ import torch
 
 from _common import save
 from latentda.data import open_dataset
-from latentda.data.normalise import normaliser_for
-from latentda.data.splits import load_split
+from latentda.data.splits import load_split, normaliser_for
 from latentda.experiments.benchmark import benchmark_config
 from latentda.experiments.field_config import MethodContext, Setting
 from latentda.experiments.field_twin import run_method
