@@ -255,14 +255,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 SYSTEM_PRESETS: dict[str, dict[str, Any]] = {
     "sphere": {
         "ldnet": {"model": {"latent_dim": 50}, "stage1": {"epochs": 150}},
-        # Each 4DEnVar iteration is a 20-member solver run through the window (about 9 s
-        # for a 4-frame window on one core), and on the sphere the iterations do not
-        # converge: N = 20 members span too little of the 24,578-number state to fit 1,200
-        # readings, and the window cost wanders (a validation trajectory's first window,
-        # 2026-12-07: J from 32,728 to between 32,180 and 32,830 over all 10 iterations,
-        # its Gauss–Newton steps never below 10; BENCHMARKS, "The sphere's 4DEnVar"). At 10
-        # iterations a trajectory took about 30 min of one core, and a setting needs 34
-        # with the tuning.
+        # Each 4DEnVar iteration is a 20-member solver run through the window, and after
+        # the third the sphere's window cost hardly moves: on the first validation
+        # trajectory (benchmarks/envar_iterations.py, 9 frames, 3 windows) J ended within
+        # 0.7 % of its third iterate's value after 7-10 runs per window, and the time-mean
+        # relative RMSE was 0.00495 with 10 iterations, 0.00491 with 3 (BENCHMARKS, "The
+        # sphere's 4DEnVar"). At 10 a trajectory took about 30 min of one core, and a
+        # setting needs 34 with the tuning.
         "knobs": {"4denvar": {"iterations": 3}},
     },
 }
