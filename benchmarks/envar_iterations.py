@@ -2,11 +2,11 @@
 
 Runs the benchmark's ``4denvar`` (``latentda benchmark`` at ``--size``, the paper setting's
 sensors and noise) on the first ``--frames`` frames of one validation trajectory and prints,
-per window, the cost ``J = ½‖w‖² + ½Σ_k‖δ_k‖²`` at each Gauss–Newton iterate (``δ_k`` from
-the run's ensemble mean), the step norms ``‖Δw‖`` (a member start's jump counts as one)
-and the window's wall time; then the time-mean relative RMSE over those frames. Each
-iteration is one ensemble run of the solver through the window, so iterations that do not
-lower ``J`` are pure cost. Usage::
+per window, the cost ``J = ½‖w‖² + ½Σ_k‖δ_k‖²`` at the iterate each Gauss–Newton step
+started from (``δ_k`` from the run's ensemble mean), the steps' norms ``‖Δw‖`` (and a
+member start's jump apart) and the window's wall time; then the time-mean relative RMSE
+over those frames. Each iteration is one ensemble run of the solver through the window,
+so iterations that do not lower ``J`` are pure cost. Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/envar_iterations.py --system sphere \\
         --data benchmarks/cache/data/sphere-<hash>.zarr [--frames 9] [--iterations 10] \\
@@ -69,9 +69,12 @@ def main() -> None:
     result = run_method(method, case)
     rows = []
     for i, (res, seconds) in enumerate(windows):
-        print(f"window {i + 1}: {res.iterations} runs, {seconds:.1f} s")
+        jump = res.step_norms[: len(res.step_norms) - len(res.costs)]  # a member start's
+        steps = res.step_norms[len(jump) :]
+        start = f", member start |dw| {jump[0]:.3g}" if jump else ""
+        print(f"window {i + 1}: {res.iterations} Gauss-Newton steps{start}, {seconds:.1f} s")
         print("  J     " + " ".join(f"{c:.0f}" for c in res.costs))
-        print("  |dw|  " + " ".join(f"{s:.3g}" for s in res.step_norms))
+        print("  |dw|  " + " ".join(f"{s:.3g}" for s in steps))
         rows.append({"costs": list(res.costs), "step_norms": list(res.step_norms), "s": seconds})
     rel = result.time_means()["rel_rmse"]
     print(f"time-mean rel RMSE over {case.n_frames} frames: {rel:.4g}")

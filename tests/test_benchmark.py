@@ -68,6 +68,7 @@ TINY = [
     "vae.dyn_stage.eval_every=1",
     "val_trajectories=1",
     "tuning_budget=2",
+    "knobs.4denvar.iterations=2",  # a fixed knob: it must reach the search and the test runs
     "system.spinup_time=0.4",
     "system.n_frames=6",
 ]
@@ -127,10 +128,13 @@ def test_writes_results_tables_and_figures_for_every_method(first: dict[str, Any
                 assert np.isfinite(m[key]["final"]["std"]), key
             assert set(m["timings"]) >= {"dynamics_s", "filter_s", "reconstruction_s"}
             assert len(m["rel_rmse_per_frame"]["mean"]) == 6
-        for name in ("levda", "4denvar"):  # the window smoothers record their iterations
+        for name, cap in (("levda", 10), ("4denvar", 2)):  # the window smoothers' steps
             it = setting["methods"][name]["gn_iterations"]
-            assert 1 <= it["mean"] <= it["max"] <= 10 and it["windows"] >= N_TEST, it
+            assert 0 <= it["mean"] <= it["max"] <= cap and it["max"] >= 1, it
+            assert it["windows"] >= N_TEST and it["runs"] == N_TEST, it
         assert "gn_iterations" not in setting["methods"]["ldensf"]
+        assert setting["methods"]["4denvar"]["fixed_knobs"] == {"iterations": 2}
+        assert setting["methods"]["letkf"]["fixed_knobs"] == {}
     assert results["settings"]["paper"]["methods"]["ldensf"]["latent_dim"] == 4 + 1
     # Every method had the same budget: two grid points (one without knobs) on the same
     # trajectory.
@@ -142,6 +146,7 @@ def test_writes_results_tables_and_figures_for_every_method(first: dict[str, Any
     tables = (out / "tables.md").read_text()
     assert "Table 2" in tables and "Table 3" in tables
     assert tables.count("Gauss–Newton iterations per window, mean: LEVDA") == 2
+    assert tables.count("| 4DEnVar (full state) | iterations=2, window=") == 2
     # Table 1 per setting: the LDNet, the setting's encoder and its VAE (three rows), with
     # each artefact's own test scores.
     assert tables.count("### Table 1") == 2
@@ -406,17 +411,6 @@ def test_bad_input_exits_2_with_one_line(
     assert "--seeds" in fails(
         capsys, "benchmark", "--system", "kolmogorov", "--out", out, "--seeds", "1,x"
     )
-    for bad, message in [
-        ("knobs.letkff.inflation=1", "benchmark.knobs: unknown method 'letkff'"),
-        ("knobs.4denvar.iteratons=3", "unknown key 'iteratons'"),
-        ("knobs.4denvar.window=2", "benchmark.knobs.4denvar.window is searched by the"),
-        ("knobs.4denvar.iterations=0", "benchmark.knobs.4denvar.iterations must be >= 1"),
-        ("knobs.letkf.ensemble_size=5", "benchmark.knobs.letkf.ensemble_size is set by the run"),
-        ("knobs.letkf=3", "benchmark.knobs.letkf: expected a mapping"),
-    ]:
-        assert message in fails(
-            capsys, "benchmark", "--system", "kolmogorov", "--out", out, "--set", bad
-        )
 
     # A half-written store: every trajectory flagged done, one without its data.
     cfg = benchmark_config("kolmogorov", "ci", parse_overrides(TINY))
@@ -480,6 +474,28 @@ def test_system_presets_apply_at_bench_and_yield_to_set() -> None:
     assert cfg.ldnet["model"]["latent_dim"] == 20 and cfg.ldnet["stage1"]["epochs"] == 150
 
 
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("knobs.letkff.inflation=1", "benchmark.knobs: unknown method 'letkff'"),
+        ("knobs.4denvar.iteratons=3", "unknown key 'iteratons'"),
+        ("knobs.4denvar.window=2", "benchmark.knobs.4denvar.window is searched by the"),
+        ("knobs.4denvar.iterations=0", "benchmark.knobs.4denvar.iterations must be >= 1"),
+        ("knobs.letkf.ensemble_size=5", "benchmark.knobs.letkf.ensemble_size is set by the run"),
+        ("knobs.letkf=3", "benchmark.knobs.letkf: expected a mapping"),
+        # valid with the default window 4, not with the grid's window 2: refused up front
+        ("knobs.4denvar.shift=4", "benchmark.knobs.4denvar.shift must lie in [1, window=2]"),
+    ],
+)
+def test_bad_fixed_knobs_exit_2_with_one_line(
+    bad: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = str(tmp_path / "out")
+    assert message in fails(capsys, "benchmark", "--system", "kolmogorov", "--out", out,
+                            "--set", bad)  # fmt: skip
+    assert not (tmp_path / "out").exists()
+
+
 def test_fixed_knobs_reach_the_method_and_its_progress_key() -> None:
     """The sphere's bench 4DEnVar runs 3 Gauss–Newton iterations (its preset), under the
     grid's window and inflation; the fixed knob is part of the key its results are kept
@@ -493,9 +509,14 @@ def test_fixed_knobs_reach_the_method_and_its_progress_key() -> None:
     assert plane.knobs == {} and plane.method("4denvar").iterations == 10
 
     def key(cfg: Any) -> dict[str, Any]:
-        return progress_key(to_dict(cfg), "data", "paper", METHODS["4denvar"], {}, 0)
+        return progress_key(to_dict(cfg), "data", "paper", cfg.method("4denvar"), {}, 0)
 
     assert key(sphere)["defaults"]["iterations"] == 3
     assert key(plane)["defaults"]["iterations"] == 10
     again = benchmark_config("sphere", "bench", parse_overrides(["knobs.4denvar.iterations=10"]))
     assert key(again) == {**key(sphere), "defaults": key(plane)["defaults"]}
+    # Parsed as the method parses it: the same key whether given as text or as a number.
+    text = benchmark_config(
+        "kolmogorov", "bench", parse_overrides(["knobs.4denvar.tolerance=1e-4"])
+    )
+    assert text.knobs == {"4denvar": {"tolerance": 1e-4}} and key(text) == key(plane)

@@ -196,7 +196,9 @@ def test_levda_beats_its_prior_and_moves_the_parameter(
         assert run.n_observed == case.n_frames and run.latent_dim == surrogate.state_dim
         windows = LEVDA().blocks(case.n_frames)
         assert len(run.gn_iterations) == len(windows), (run.gn_iterations, windows)
-        assert all(1 <= i <= LEVDA().iterations for i in run.gn_iterations)
+        # accepted steps: 0 when a window's first step is refused by the line search
+        assert all(0 <= i <= LEVDA().iterations for i in run.gn_iterations)
+        assert sum(run.gn_iterations) > 0
         ours.append(run_method(LEVDAMethod(surrogate), case))
         prior.append(run_method(LDEnSFMethod(surrogate, assimilate=False), case))
     rel = sum(r.time_means()["rel_rmse"] for r in ours)

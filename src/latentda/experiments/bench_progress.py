@@ -49,7 +49,7 @@ def progress_key(
     config: dict[str, Any],
     data: str,
     setting: str,
-    method: type[FieldMethodConfig],
+    method: FieldMethodConfig,
     artefacts: dict[str, Path],
     sensor_seed: int,
 ) -> dict[str, Any]:
@@ -65,8 +65,8 @@ def progress_key(
     setting
         The setting's name (its observation config is taken from ``config``).
     method
-        The method's config class: its key, default knobs (with the run's fixed ``knobs``)
-        and knob grid enter the key.
+        The method's config as the run builds it before the knob search (its defaults with
+        the run's fixed ``knobs``): its key, those knobs and its grid enter the key.
     artefacts
         The setting's trained artefacts; those the method needs enter by their
         content-hash directory names.
@@ -81,9 +81,7 @@ def progress_key(
         "setting": setting,
         "observations": config[setting],
         "method": method.tag,
-        "defaults": to_dict(
-            method.with_knobs(config["ensemble_size"], **config["knobs"].get(method.tag, {}))
-        ),
+        "defaults": to_dict(method),
         "grid": method.grid,
         "artefacts": {k: Path(artefacts[k]).name for k in sorted(method.needs)},
     }

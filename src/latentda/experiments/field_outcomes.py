@@ -177,13 +177,15 @@ def summarise(
             },
         }
     )
-    windows = [i for r in results for i in r.gn_iterations]
-    if windows:
-        # Over every window of every run that recorded them (not runs journalled before).
+    recorded = [r for r in results if r.gn_iterations]
+    if recorded:
+        # Runs saved before the counts were recorded have none: say over how many runs.
+        windows = [i for r in recorded for i in r.gn_iterations]
         summary["gn_iterations"] = {
             "mean": float(np.mean(windows)),
             "max": max(windows),
             "windows": len(windows),
+            "runs": len(recorded),
         }
     return summary
 

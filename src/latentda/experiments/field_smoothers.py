@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -177,5 +178,5 @@ class FourDEnVarFieldMethod(FieldMethod):
             timings=timings,
             n_observed=len(frames),
             latent_dim=m.state_dim,
-            gn_iterations=tuple(i for i in cyc.analyses if isinstance(i, int)),
+            gn_iterations=tuple(cast(int, i) for i in cyc.analyses),  # analyse()'s counts
         )

@@ -163,10 +163,12 @@ class WindowAnalysis:
     hessian
         Gauss–Newton Hessian ``(N, N)`` of the last step.
     step_norms
-        ``‖Δw‖`` of each Gauss–Newton step taken (empty when the window has no reading).
+        ``‖Δw‖`` of each step taken, a member start's jump first where there was one (empty
+        when the window has no reading).
     costs
         ``J = ½‖w‖² + ½Σ_k‖δ_k‖²`` at the iterate each Gauss–Newton step started from
-        (``δ_k`` from the run's ensemble mean ``ȳ_k``): whether the iterations lowered it.
+        (``δ_k`` from the run's ensemble mean ``ȳ_k``), one per Gauss–Newton step: whether
+        the iterations lowered it. (LEVDA's ``costs`` also hold ``J`` at the last iterate.)
     """
 
     ensemble: Tensor
@@ -178,8 +180,9 @@ class WindowAnalysis:
 
     @property
     def iterations(self) -> int:
-        """Number of Gauss–Newton steps taken."""
-        return len(self.step_norms)
+        """Number of Gauss–Newton steps taken (a member start's jump is not one). Each
+        but the last is followed by an ensemble run, as the jump is."""
+        return len(self.costs)
 
 
 @runtime_checkable
