@@ -10,7 +10,7 @@ so iterations that do not lower ``J`` are pure cost. Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/envar_iterations.py --system sphere \\
         --data benchmarks/cache/data/sphere-<hash>.zarr [--frames 9] [--iterations 10] \\
-        [--window 4] [--inflation 1.0] [--position 0]
+        [--window 4] [--inflation 1.0] [--position 0] [--set adaptive_inflation=false]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from _common import save
 from latentda.data import open_dataset
 from latentda.data.splits import load_split, normaliser_for
 from latentda.experiments.benchmark import benchmark_config
+from latentda.experiments.config import parse_overrides
 from latentda.experiments.field_config import MethodContext, Setting
 from latentda.experiments.field_twin import run_method
 from latentda.filters.envar import FourDEnVar, WindowAnalysis
@@ -42,6 +43,9 @@ def main() -> None:
     p.add_argument("--window", type=int, default=4)
     p.add_argument("--inflation", type=float, default=1.0)
     p.add_argument("--position", type=int, default=0, help="validation trajectory")
+    p.add_argument(
+        "--set", action="append", default=[], help="another 4denvar knob, e.g. member_starts=false"
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
 
@@ -54,6 +58,7 @@ def main() -> None:
         case, truth=case.truth[: args.frames], readings=case.readings[: args.frames]
     )
     knobs = {"window": args.window, "inflation": args.inflation, "iterations": args.iterations}
+    knobs.update(parse_overrides(args.set))
     method = cfg.method("4denvar", **knobs).build(MethodContext(ds, normaliser, {}))
     windows: list[tuple[WindowAnalysis, float]] = []
 
