@@ -9,7 +9,7 @@ over those frames. Each iteration is one ensemble run of the solver through the 
 so iterations that do not lower ``J`` are pure cost. Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/envar_iterations.py --system sphere \\
-        --data benchmarks/cache/data/sphere-<hash>.zarr [--frames 9] [--iterations 10] \\
+        [--cache benchmarks/cache] [--frames 9] [--iterations 10] \\
         [--window 4] [--inflation 1.0] [--position 0] [--set adaptive_inflation=false]
 """
 
@@ -26,7 +26,7 @@ import torch
 from _common import save
 from latentda.data import open_dataset
 from latentda.data.splits import load_split, normaliser_for
-from latentda.experiments.benchmark import benchmark_config
+from latentda.experiments.benchmark import Cache, benchmark_config
 from latentda.experiments.config import parse_overrides
 from latentda.experiments.field_config import MethodContext, Setting
 from latentda.experiments.field_twin import run_method
@@ -36,7 +36,12 @@ from latentda.filters.envar import FourDEnVar, WindowAnalysis
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--system", required=True)
-    p.add_argument("--data", type=Path, required=True)
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(__file__).resolve().parent / "cache",
+        help="the benchmark's cache, whose store of --system at --size is read",
+    )
     p.add_argument("--size", default="bench")
     p.add_argument("--frames", type=int, default=9)
     p.add_argument("--iterations", type=int, default=10)
@@ -50,7 +55,12 @@ def main() -> None:
     torch.set_num_threads(1)
 
     cfg = benchmark_config(args.system, args.size)
-    ds = open_dataset(args.data)
+    path = Cache(args.cache, False, print).dataset_path(cfg)
+    if not path.exists():
+        raise SystemExit(
+            f"no store at {path}: run `latentda benchmark --system {args.system}` first"
+        )
+    ds = open_dataset(path)
     normaliser = normaliser_for(ds, load_split(ds, "train"))
     setting = Setting("paper", cfg.setting("paper"), ds, normaliser, cfg.sensor_seed)
     case = setting.case("val", args.position, cfg.seeds[0])
