@@ -525,18 +525,23 @@ def tune(
     context: MethodContext,
     config: BenchmarkConfig,
     cases: list[TwinCase],
-    budget: int,
     progress: bool,
     journal: Journal,
 ) -> dict[str, Any]:
-    """A method's knobs by grid search on validation ``cases`` over the first ``budget``
-    combinations of its grid: the one with the lowest mean over cases of the time-mean
+    """A method's knobs by grid search on validation ``cases`` over the first
+    ``config.tuning_budget`` combinations of its grid (each with ``config``'s fixed knobs
+    for the method): the one with the lowest mean over cases of the time-mean
     relative RMSE (a diverged run counts as ``inf``; ties keep the earlier one). Each
     trial's score on each case goes through ``journal`` (read back if a stopped run
     finished it). Returns the grid, every trial and the choice."""
     trials = []
     for i, knobs in enumerate(
-        tqdm(spec.candidates()[:budget], disable=not progress, desc=f"tune {spec.tag}", leave=False)
+        tqdm(
+            spec.candidates()[: config.tuning_budget],
+            disable=not progress,
+            desc=f"tune {spec.tag}",
+            leave=False,
+        )
     ):
         # Built only if a case of this trial is not in the journal.
         method = functools.cache(
@@ -648,9 +653,7 @@ def run_setting(
             continue
         journal = saved.journal(key)
         references[name] = journal.reference(reference)
-        tuning[name] = tune(
-            spec, context, config, val_cases(), config.tuning_budget, progress, journal
-        )
+        tuning[name] = tune(spec, context, config, val_cases(), progress, journal)
         method = config.method(name, **tuning[name]["chosen"]).build(context)
         outcomes[name] = {
             pair: journal.outcome(pair, lambda pair=pair, m=method: attempt(m, case(pair)))
@@ -922,8 +925,9 @@ def _reference_row(methods: dict[str, Any]) -> tuple[dict[str, Any], str, list[s
 
 
 def _iterations_note(methods: dict[str, Any]) -> list[str]:
-    """A line under Table 2 giving the window smoothers' Gauss–Newton iterations per window
-    (each 4DEnVar iteration is one ensemble forecast through the window), if recorded."""
+    """A line under Table 2 giving the window smoothers' Gauss–Newton steps per window
+    (each 4DEnVar step but a window's last is followed by an ensemble forecast through the
+    window), if recorded."""
     parts = [
         f"{m['label']} {it['mean']:.2g} (at most {it['max']}; {it['windows']} windows of "
         f"{it['runs']} of {m['n_finished']} runs)"
