@@ -9,6 +9,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import torch
@@ -17,6 +18,7 @@ from torch import Tensor
 from latentda.errors import ConfigError
 from latentda.filters.ensemble import inflate
 from latentda.observations.observer import Observer, present_mask
+from latentda.observations.operators import Identity
 
 
 @dataclass(frozen=True)
@@ -278,31 +280,110 @@ class EnSF:
     def analysis(
         self, ensemble: Tensor, y: Tensor, observer: Observer, gen: torch.Generator
     ) -> Tensor:
-        """EnSF analysis of ``ensemble`` ``(N, d)`` given ``y`` ``(m,)`` (NaN = missing)."""
+        """EnSF analysis of ``ensemble`` ``(N, d)`` given ``y`` ``(m,)`` (NaN = missing).
+
+        With the per-member prior score, no clipping and ``H = I`` (the latent filters'
+        whitened observation) both scores are affine in ``z`` with a diagonal slope, and each
+        step is run as the one affine map it is (:meth:`_affine_steps`, 5 tensor operations
+        instead of 13; the same draws, equal up to float rounding).
+        """
         if not bool(present_mask(y).any()):
             return ensemble
         prior = ensemble / self.scale
         z = torch.randn(prior.shape, generator=gen, dtype=prior.dtype).to(prior.device)
         y0, weight = observer.precision(y, prior.dtype, prior.device)
+        affine = (
+            isinstance(self.prior_score, MemberPriorScore)
+            and isinstance(observer.operator, Identity)
+            and self.score_clip is None
+        )
+        if affine:
+            self._affine_steps(z, prior, y0, weight, gen)
+        else:
+            self._steps(z, prior, observer, y0, weight, gen)
+        return inflate(self.scale * z, self.inflation)
+
+    def _coefficients(self, n: int) -> tuple[float, float, float, float, float, float]:
+        """``(τ, α, β², b, g², h)`` of step ``n`` on ``τ_n = 1 − n/K``."""
+        sched, tau = self.schedule, 1.0 - n / self.steps
+        return (
+            tau,
+            sched.alpha(tau),
+            sched.beta2(tau),
+            sched.drift(tau),
+            sched.diffusion2(tau),
+            1.0 - tau,
+        )
+
+    def _steps(
+        self,
+        z: Tensor,
+        prior: Tensor,
+        observer: Observer,
+        y0: Tensor,
+        weight: Tensor,
+        gen: torch.Generator,
+    ) -> None:
+        """The reverse SDE on ``z`` ``(N, d)`` in place, any prior score and operator."""
         # Buffers reused by every step: large fresh allocations cost page faults at d ~ 10^6.
         score, x, noise = torch.empty_like(z), torch.empty_like(z), torch.empty_like(z)
         dtau = 1.0 / self.steps
-        sched = self.schedule
         prior_score = self.prior_score.bind(prior)
         for n in range(self.steps):
-            tau = 1.0 - n * dtau
-            alpha, beta2 = sched.alpha(tau), sched.beta2(tau)
-            b, g2 = sched.drift(tau), sched.diffusion2(tau)
+            _, alpha, beta2, b, g2, h = self._coefficients(n)
             prior_score(z, alpha, beta2, score)
-            score.add_(self._likelihood_score(z, observer, y0, weight, x), alpha=1.0 - tau)
+            score.add_(self._likelihood_score(z, observer, y0, weight, x), alpha=h)
             if self.score_clip is not None:
                 score.clamp_(-self.score_clip, self.score_clip)
-            if noise.device.type == "cpu":
-                noise.normal_(generator=gen)
-            else:
-                noise.copy_(torch.randn(z.shape, generator=gen, dtype=z.dtype))
+            _draw(noise, gen)
             # z ← z − Δτ (b z − g² S) + √(Δτ g²) ξ, in place to keep memory at a few (N, d)
             z.mul_(1.0 - dtau * b).add_(score, alpha=dtau * g2).add_(
                 noise, alpha=math.sqrt(dtau * g2)
             )
-        return inflate(self.scale * z, self.inflation)
+
+    def _affine_steps(
+        self, z: Tensor, prior: Tensor, y0: Tensor, weight: Tensor, gen: torch.Generator
+    ) -> None:
+        """The reverse SDE on ``z`` ``(N, d)`` in place for the per-member prior score and
+        ``H = I`` with weights ``w`` ``(d,)`` (0 where missing).
+
+        With ``S_prior = (α x̂ − z)/β²`` and ``S_lik = c w ⊙ (y₀ − c z)``, one step of
+        :meth:`_steps` is ``z ← a ⊙ z + (Δτ g² α/β²) x̂ + (Δτ g² h c) w ⊙ y₀ + √(Δτ g²) ξ``
+        with ``a = 1 − Δτ b − Δτ g²/β² − Δτ g² h c² w``; the slopes of all ``K`` steps are
+        formed at once ``(K, d)``.
+        """
+        flat, curv, prior_gain, data_gain, noise_gain = self._affine_coefficients
+        slopes = (flat[:, None] - curv[:, None] * weight.cpu().double()[None, :]).to(z)
+        wy = weight * y0
+        noise = torch.empty_like(z)
+        for n in range(self.steps):
+            _draw(noise, gen)
+            z.mul_(slopes[n]).add_(prior, alpha=prior_gain[n]).add_(wy, alpha=data_gain[n])
+            z.add_(noise, alpha=noise_gain[n])
+
+    @cached_property
+    def _affine_coefficients(
+        self,
+    ) -> tuple[Tensor, Tensor, list[float], list[float], list[float]]:
+        """Per step of :meth:`_affine_steps`: the slope ``a = flat − curv · w`` as ``flat``
+        and ``curv`` ``(K,)`` (float64), and the gains ``Δτ g² α/β²`` of ``x̂``,
+        ``Δτ g² h c`` of ``w ⊙ y₀`` and ``√(Δτ g²)`` of ``ξ`` (computed once per filter)."""
+        dtau, c = 1.0 / self.steps, self.scale
+        coeffs = [self._coefficients(n) for n in range(self.steps)]
+        flat = [1.0 - dtau * (b + g2 / beta2) for _, _, beta2, b, g2, _ in coeffs]
+        curv = [dtau * g2 * h * c * c for *_, g2, h in coeffs]
+        return (
+            torch.tensor(flat, dtype=torch.float64),
+            torch.tensor(curv, dtype=torch.float64),
+            [dtau * g2 * alpha / beta2 for _, alpha, beta2, _, g2, _ in coeffs],
+            [dtau * g2 * h * c for *_, g2, h in coeffs],
+            [math.sqrt(dtau * g2) for *_, g2, _ in coeffs],
+        )
+
+
+def _draw(noise: Tensor, gen: torch.Generator) -> None:
+    """Fill ``noise`` with standard normal draws from ``gen`` (a CPU generator)."""
+    if noise.device.type == "cpu":
+        noise.normal_(generator=gen)
+    else:
+        noise.copy_(torch.randn(noise.shape, generator=gen, dtype=noise.dtype))
