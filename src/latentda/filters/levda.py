@@ -26,9 +26,9 @@ over the window's observation times ``τ_k ≥ τ_0``, where
   the surrogate can reproduce and the posterior collapses far inside the field error
   (90 % coverage 0.10 on the tests' tiny store, 0.03 at bench size).
 
-The window Jacobians ``Ĝ_k = R_k^{-1/2} ∂(H_k M κ)/∂w`` ``(m_k, N)`` come from forward-mode
-autograd (:func:`torch.func.jacfwd`: one batched pass with ``min(N, d)`` tangents, the
-columns of ``X`` or the control's unit vectors, :func:`window_jacobian`), and
+The window Jacobians ``Ĝ_k = R_k^{-1/2} ∂(H_k M κ)/∂w`` ``(m_k, N)`` come from autograd
+through the latent path (:func:`window_jacobian`: the rollout's Jacobian by reverse mode,
+the decoder's by forward mode, chained), and
 :func:`~latentda.filters.envar.gauss_newton_step` (the maths shared with 4DEnVar) gives the
 Gauss–Newton step; a backtracking line search on ``J`` (Armijo) keeps the steps descending
 through the nonlinear decoder. At the minimiser ``w*`` the Jacobian is evaluated once more
@@ -203,39 +203,78 @@ class WindowObservations:
         """``m``: present readings in the window."""
         return int(self.y.shape[0])
 
-    def __call__(self, kappa: Tensor) -> Tensor:
+    @property
+    def reading_times(self) -> Tensor:
+        """Which of the ``L`` times each present reading belongs to, ``(m,)`` (long)."""
+        return torch.div(
+            self.index, self.xi.shape[1] * self.model.n_channels, rounding_mode="floor"
+        )
+
+    def path(self, kappa: Tensor) -> Tensor:
+        """The window's latents ``(…, L, d_s)`` at its times from controls ``(…, d_s + p)``."""
         s, u = kappa[..., : self.d_s], kappa[..., self.d_s :]
-        if not self.times:
-            return kappa.new_zeros(*kappa.shape[:-1], 0)
-        path = torch.stack(latent_path(self.model, s, u, self.start, self.times), dim=-2)
+        return torch.stack(latent_path(self.model, s, u, self.start, self.times), dim=-2)
+
+    def readout(self, path: Tensor) -> Tensor:
+        """The standardised predictions ``(…, m)`` of the present readings from the latents
+        ``(…, L, d_s)`` at the window's times (the decoder at time ``k`` reads latent ``k``
+        alone)."""
         pred = self.model.reconstruct(path, self.xi, lifted=self.lifted)  # (…, L, S_max, C)
         return pred.flatten(-3).index_select(-1, self.index) * self.scale
+
+    def __call__(self, kappa: Tensor) -> Tensor:
+        if not self.times:
+            return kappa.new_zeros(*kappa.shape[:-1], 0)
+        return self.readout(self.path(kappa))
 
 
 def window_jacobian(
     obs: WindowObservations, mean: Tensor, X: Tensor, w: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """``g(w) = obs(κ̄ + X w)`` ``(m,)`` and its Jacobian ``∂g/∂w`` ``(m, N)`` by forward-mode
-    autograd, in the model's dtype. ``mean`` ``(d,)``, ``X`` ``(d, N)``, ``w`` ``(N,)``.
+    """``g(w) = obs(κ̄ + X w)`` ``(m,)`` and its Jacobian ``∂g/∂w`` ``(m, N)``, in the model's
+    dtype. ``mean`` ``(d,)``, ``X`` ``(d, N)``, ``w`` ``(N,)``.
 
-    The tangents go through the decoder at every reading, so their number sets the cost:
-    with ``N ≤ d`` they are the columns of ``X`` (``N`` of them); with ``d < N`` (the plane
-    systems' ``d = d_s + p ≈ 10`` against ``N = 20``) they are the ``d`` unit vectors of the
-    control, ``∂g/∂w = (∂obs/∂κ) X``, the same matrix for ``d/N`` of the work.
+    By the chain rule through the window's latent path ``P = M(κ)`` ``(L, d_s)``, whose
+    time ``k`` the decoder reads alone: the row of reading ``r`` at time ``k`` is
+    ``∂g_r/∂w = (∂R_r/∂P_k) Q_k`` with ``Q = (∂P/∂κ) X`` ``(L, d_s, N)``.
+
+    - ``∂P/∂κ`` ``(L, d_s, d)`` by reverse mode (:func:`torch.func.jacrev`: ``L·d_s``
+      cotangents in one batched backward pass through the Euler rollout);
+    - the decoder by forward mode in one batched pass at the window's sensors, with
+      ``min(N, d_s)`` tangents ``(L, d_s)``: for ``N ≤ d_s`` the columns ``Q[:, :, n]``,
+      which give the rows directly; else the unit vectors ``e_i`` at every time, which give
+      ``∂R_r/∂P_k``, then contracted with ``Q_k``.
+
+    Forward mode through the rollout as well (``min(N, d)`` tangents for the whole map)
+    does less arithmetic, but torch runs the forward-mode rules of the rollout's many small
+    operations (linear layers, adds) through Python decompositions, which cost more than
+    the arithmetic: on a bench tsunami window of 40 Euler steps (every 5th frame) it took
+    about 5x longer (``benchmarks/levda_cost.py`` measures both).
     """
-    d, n = X.shape
-    w = w.to(X.dtype)
+    n = X.shape[1]
+    d_s = obs.d_s
+    if not obs.times:
+        return X.new_zeros(0), X.new_zeros(0, n)
+    kappa = mean + X @ w.to(X.dtype)
 
-    def g(v: Tensor) -> tuple[Tensor, Tensor]:
-        out = obs(v)
-        return out, out
+    def path(v: Tensor) -> tuple[Tensor, Tensor]:
+        p = obs.path(v)
+        return p, p
 
-    # Forward mode needs no tape: no_grad keeps the weights' backward graph out of it.
+    def tangent(t: Tensor) -> Tensor:
+        return torch.func.jvp(obs.readout, (p,), (t,))[1]
+
+    # No tape for the weights: the transforms differentiate with respect to their inputs only.
     with torch.no_grad():
-        if d < n:
-            jac, value = torch.func.jacfwd(g, has_aux=True)(mean + X @ w)
-            return value, jac @ X
-        jac, value = torch.func.jacfwd(lambda v: g(mean + X @ v), has_aux=True)(w)
+        dpath, p = torch.func.jacrev(path, has_aux=True)(kappa)  # (L, d_s, d), (L, d_s)
+        q = dpath @ X.to(dpath.dtype)  # (L, d_s, N)
+        value = obs.readout(p)
+        if n <= d_s:
+            jac = torch.func.vmap(tangent)(q.permute(2, 0, 1)).T  # (m, N)
+        else:
+            units = torch.eye(d_s, dtype=p.dtype)[:, None, :].expand(d_s, *p.shape)
+            dread = torch.func.vmap(tangent)(units)  # (d_s, m)
+            jac = torch.einsum("ir,rin->rn", dread, q[obs.reading_times])
     return value, jac
 
 
