@@ -9,9 +9,16 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import torch
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from latentda.data.normalise import Normaliser
+    from latentda.experiments.benchmark import BenchmarkConfig
+    from latentda.experiments.field_config import Setting
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -101,3 +108,37 @@ def wait_until_idle(
         time.sleep(5.0)
         busy = busy_cores()
     return {"waited_s": time.perf_counter() - start, "busy_cores": busy}
+
+
+def fail(message: str) -> NoReturn:
+    """Bad input to a benchmark script: ``message`` on one line of stderr, exit code 2."""
+    import sys
+
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def bench_setting(
+    system: str, size: str, setting: str, cache: Path, generate: bool
+) -> tuple[BenchmarkConfig, xr.Dataset, Normaliser, Setting]:
+    """What ``latentda benchmark --system SYSTEM --size SIZE`` observes in ``setting``: its
+    configuration, the store in ``cache`` (generated as the benchmark would if missing and
+    ``generate``, else a one-line exit), the training split's normaliser and the setting."""
+    from latentda.data import open_dataset
+    from latentda.data.splits import load_split, normaliser_for
+    from latentda.experiments.benchmark import Cache, benchmark_config
+    from latentda.experiments.field_config import Setting
+
+    cfg = benchmark_config(system, size)
+    store = Cache(cache, False, print)
+    path = store.dataset(cfg)[0] if generate else store.dataset_path(cfg)
+    if not path.exists():
+        fail(f"no store at {path}: run `latentda benchmark --system {system}` first")
+    ds = open_dataset(path)
+    normaliser = normaliser_for(ds, load_split(ds, "train"))
+    return (
+        cfg,
+        ds,
+        normaliser,
+        Setting(setting, cfg.setting(setting), ds, normaliser, cfg.sensor_seed),
+    )

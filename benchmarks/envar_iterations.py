@@ -23,12 +23,9 @@ from typing import Any
 
 import torch
 
-from _common import save
-from latentda.data import open_dataset
-from latentda.data.splits import load_split, normaliser_for
-from latentda.experiments.benchmark import Cache, benchmark_config
+from _common import bench_setting, save
 from latentda.experiments.config import parse_overrides
-from latentda.experiments.field_config import MethodContext, Setting
+from latentda.experiments.field_config import MethodContext
 from latentda.experiments.field_twin import run_method
 from latentda.filters.envar import FourDEnVar, WindowAnalysis
 
@@ -54,15 +51,9 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
 
-    cfg = benchmark_config(args.system, args.size)
-    path = Cache(args.cache, False, print).dataset_path(cfg)
-    if not path.exists():
-        raise SystemExit(
-            f"no store at {path}: run `latentda benchmark --system {args.system}` first"
-        )
-    ds = open_dataset(path)
-    normaliser = normaliser_for(ds, load_split(ds, "train"))
-    setting = Setting("paper", cfg.setting("paper"), ds, normaliser, cfg.sensor_seed)
+    cfg, ds, normaliser, setting = bench_setting(
+        args.system, args.size, "paper", args.cache, generate=False
+    )
     case = setting.case("val", args.position, cfg.seeds[0])
     case = dataclasses.replace(
         case, truth=case.truth[: args.frames], readings=case.readings[: args.frames]

@@ -26,11 +26,9 @@ from typing import Any
 
 import torch
 
-from _common import save, wait_until_idle
-from latentda.data import open_dataset
-from latentda.data.splits import load_split, normaliser_for
-from latentda.experiments.benchmark import Cache, benchmark_config
-from latentda.experiments.field_config import MethodContext, Setting
+from _common import bench_setting, fail, save, wait_until_idle
+from latentda.errors import ConfigError
+from latentda.experiments.field_config import MethodContext
 from latentda.experiments.threads import torch_threads
 from latentda.experiments.twin import stream
 
@@ -39,12 +37,15 @@ HERE = Path(__file__).resolve().parent
 
 def time_system(system: str, args: argparse.Namespace) -> dict[str, Any]:
     """Filter timings of LD-EnSF on ``system``'s benchmark test trajectories."""
-    run = json.loads((args.runs / f"{system}-{args.size}" / "results.json").read_text())
-    cfg = benchmark_config(system, args.size)
-    path, _ = Cache(args.cache, False, print).dataset(cfg)
-    ds = open_dataset(path)
-    normaliser = normaliser_for(ds, load_split(ds, "train"))
-    setting = Setting(args.setting, cfg.setting(args.setting), ds, normaliser, cfg.sensor_seed)
+    results = args.runs / f"{system}-{args.size}" / "results.json"
+    if not results.exists():
+        fail(f"no benchmark run at {results}: run `latentda benchmark` first")
+    run = json.loads(results.read_text())
+    if args.setting not in run["artefacts"]:
+        fail(f"{results} has no setting {args.setting!r}")
+    cfg, ds, normaliser, setting = bench_setting(
+        system, args.size, args.setting, args.cache, generate=True
+    )
     dirs = {k: Path(a["directory"]) for k, a in run["artefacts"][args.setting].items()}
     knobs = run["settings"][args.setting]["methods"]["ldensf"]["knobs"]
     method = cfg.method("ldensf", **knobs).build(MethodContext(ds, normaliser, dirs))
@@ -99,7 +100,12 @@ def main() -> None:
         "--max-wait", type=float, default=600.0, help="s to wait for an idle machine per system"
     )
     args = p.parse_args()
-    results = {s: time_system(s, args) for s in args.systems}
+    if min(args.threads) < 1:
+        p.error("--threads must be >= 1")
+    try:
+        results = {s: time_system(s, args) for s in args.systems}
+    except ConfigError as exc:  # an unknown system or size
+        p.error(str(exc))
     save("ldensf_filter_time", {"args": {k: str(v) for k, v in vars(args).items()}, **results})
 
 

@@ -303,11 +303,10 @@ class EnSF:
             self._steps(z, prior, observer, y0, weight, gen)
         return inflate(self.scale * z, self.inflation)
 
-    def _coefficients(self, n: int) -> tuple[float, float, float, float, float, float]:
-        """``(τ, α, β², b, g², h)`` of step ``n`` on ``τ_n = 1 − n/K``."""
+    def _coefficients(self, n: int) -> tuple[float, float, float, float, float]:
+        """``(α, β², b, g², h)`` of step ``n`` at ``τ_n = 1 − n/K`` (``h = 1 − τ``)."""
         sched, tau = self.schedule, 1.0 - n / self.steps
         return (
-            tau,
             sched.alpha(tau),
             sched.beta2(tau),
             sched.drift(tau),
@@ -330,7 +329,7 @@ class EnSF:
         dtau = 1.0 / self.steps
         prior_score = self.prior_score.bind(prior)
         for n in range(self.steps):
-            _, alpha, beta2, b, g2, h = self._coefficients(n)
+            alpha, beta2, b, g2, h = self._coefficients(n)
             prior_score(z, alpha, beta2, score)
             score.add_(self._likelihood_score(z, observer, y0, weight, x), alpha=h)
             if self.score_clip is not None:
@@ -370,12 +369,12 @@ class EnSF:
         ``Δτ g² h c`` of ``w ⊙ y₀`` and ``√(Δτ g²)`` of ``ξ`` (computed once per filter)."""
         dtau, c = 1.0 / self.steps, self.scale
         coeffs = [self._coefficients(n) for n in range(self.steps)]
-        flat = [1.0 - dtau * (b + g2 / beta2) for _, _, beta2, b, g2, _ in coeffs]
+        flat = [1.0 - dtau * (b + g2 / beta2) for _, beta2, b, g2, _ in coeffs]
         curv = [dtau * g2 * h * c * c for *_, g2, h in coeffs]
         return (
             torch.tensor(flat, dtype=torch.float64),
             torch.tensor(curv, dtype=torch.float64),
-            [dtau * g2 * alpha / beta2 for _, alpha, beta2, _, g2, _ in coeffs],
+            [dtau * g2 * alpha / beta2 for alpha, beta2, _, g2, _ in coeffs],
             [dtau * g2 * h * c for *_, g2, h in coeffs],
             [math.sqrt(dtau * g2) for *_, g2, _ in coeffs],
         )

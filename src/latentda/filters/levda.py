@@ -261,19 +261,24 @@ def window_jacobian(
         p = obs.path(v)
         return p, p
 
-    def tangent(t: Tensor) -> Tensor:
-        return torch.func.jvp(obs.readout, (p,), (t,))[1]
+    def jvp(t: Tensor) -> tuple[Tensor, Tensor]:
+        return torch.func.jvp(obs.readout, (p,), (t,))
+
+    def readout_jvp(tangents: Tensor) -> tuple[Tensor, Tensor]:
+        """``obs.readout(p)`` ``(m,)`` once and its derivative along each of the tangents
+        ``(B, L, d_s)``, ``(B, m)``: one batched decoder pass."""
+        return torch.func.vmap(jvp, out_dims=(None, 0))(tangents)
 
     # No tape for the weights: the transforms differentiate with respect to their inputs only.
     with torch.no_grad():
         dpath, p = torch.func.jacrev(path, has_aux=True)(kappa)  # (L, d_s, d), (L, d_s)
         q = dpath @ X.to(dpath.dtype)  # (L, d_s, N)
-        value = obs.readout(p)
         if n <= d_s:
-            jac = torch.func.vmap(tangent)(q.permute(2, 0, 1)).T  # (m, N)
+            value, rows = readout_jvp(q.permute(2, 0, 1))
+            jac = rows.T  # (m, N)
         else:
             units = torch.eye(d_s, dtype=p.dtype)[:, None, :].expand(d_s, *p.shape)
-            dread = torch.func.vmap(tangent)(units)  # (d_s, m)
+            value, dread = readout_jvp(units)  # (m,), (d_s, m)
             jac = torch.einsum("ir,rin->rn", dread, q[obs.reading_times])
     return value, jac
 
